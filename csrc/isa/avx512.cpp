@@ -1,0 +1,31 @@
+// The kernels compiled for AVX-512 (F, BW, DQ, VL, CD: x86-64-v4) with 512-bit vectors. Selected at
+// import only on CPUs that have them. See avx2.cpp for why the kernels sit in an anonymous namespace.
+#include "fusedoptim/kernels.hpp"
+
+#if defined(FUSEDOPTIM_HAVE_X86_VARIANTS)
+#if defined(__clang__)
+#pragma clang attribute push(                                                                   \
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx2,fma,bmi,bmi2,"     \
+                          "popcnt,f16c"), min_vector_width(512))),                              \
+    apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx2,fma,bmi,bmi2,popcnt,f16c")
+#pragma GCC target("prefer-vector-width=512")
+#endif
+
+namespace {
+#include "../kernels/all.hpp"
+}  // namespace
+
+void fusedoptim::fill_tables_avx512(KernelTable<float>& f32, KernelTable<double>& f64) {
+  fill_table(f32);
+  fill_table(f64);
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif

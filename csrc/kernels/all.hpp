@@ -1,0 +1,9 @@
+// Every kernel body, for inclusion inside an anonymous namespace of a per-ISA object.
+#include "common.hpp"
+#include "sgd.hpp"
+#include "adagrad.hpp"
+#include "rmsprop.hpp"
+#include "adadelta.hpp"
+#include "adam.hpp"
+#include "reduce.hpp"
+#include "table.hpp"

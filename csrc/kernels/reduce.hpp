@@ -1,0 +1,91 @@
+// Reductions for gradient norms, in-place maps for clipping, and the STREAM triad used to measure
+// memory bandwidth.
+//
+// Norm partial sums are accumulated in double in kLanes independent lanes, lane j taking elements
+// j, j + kLanes, ... and the lanes are then added in a fixed tree. The order of operations is thus
+// fixed by the data alone: the same bits for every instruction set, and, because the driver always
+// splits tensors into the same blocks, for every thread count.
+constexpr int kLanes = 16;
+
+inline double fo_combine_lanes(double* acc) {
+  for (int width = kLanes / 2; width > 0; width /= 2)
+    for (int j = 0; j < width; ++j) acc[j] = acc[j] + acc[j + width];
+  return acc[0];
+}
+
+template <class T>
+double norm_sum_squares(const T* FO_RESTRICT x, std::int64_t n, double /*p*/) {
+  double acc[kLanes] = {};
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      const double v = static_cast<double>(x[i + j]);
+      acc[j] = acc[j] + v * v;
+    }
+  for (int j = 0; i + j < n; ++j) {
+    const double v = static_cast<double>(x[i + j]);
+    acc[j] = acc[j] + v * v;
+  }
+  return fo_combine_lanes(acc);
+}
+
+template <class T>
+double norm_sum_abs(const T* FO_RESTRICT x, std::int64_t n, double /*p*/) {
+  double acc[kLanes] = {};
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] = acc[j] + __builtin_fabs(static_cast<double>(x[i + j]));
+  for (int j = 0; i + j < n; ++j) acc[j] = acc[j] + __builtin_fabs(static_cast<double>(x[i + j]));
+  return fo_combine_lanes(acc);
+}
+
+// Largest |x|; NaN anywhere gives NaN, as torch's inf-norm does.
+template <class T>
+double norm_max_abs(const T* FO_RESTRICT x, std::int64_t n, double /*p*/) {
+  double acc[kLanes] = {};
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j)
+      acc[j] = fo_nan_max(acc[j], __builtin_fabs(static_cast<double>(x[i + j])));
+  for (int j = 0; i + j < n; ++j)
+    acc[j] = fo_nan_max(acc[j], __builtin_fabs(static_cast<double>(x[i + j])));
+  for (int width = kLanes / 2; width > 0; width /= 2)
+    for (int j = 0; j < width; ++j) acc[j] = fo_nan_max(acc[j], acc[j + width]);
+  return acc[0];
+}
+
+// sum |x|^p for a general p (slow path: one pow per element).
+template <class T>
+double norm_sum_pow(const T* FO_RESTRICT x, std::int64_t n, double p) {
+  double acc[kLanes] = {};
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j)
+      acc[j] = acc[j] + __builtin_pow(__builtin_fabs(static_cast<double>(x[i + j])), p);
+  for (int j = 0; i + j < n; ++j)
+    acc[j] = acc[j] + __builtin_pow(__builtin_fabs(static_cast<double>(x[i + j])), p);
+  return fo_combine_lanes(acc);
+}
+
+template <class T>
+void map_scale(T* FO_RESTRICT x, std::int64_t n, double a, double /*b*/) {
+  const T factor = T(a);
+  for (std::int64_t i = 0; i < n; ++i) x[i] = x[i] * factor;
+}
+
+// Clamp to [lo, hi]; NaN stays NaN, as with torch.clamp_.
+template <class T>
+void map_clamp(T* FO_RESTRICT x, std::int64_t n, double a, double b) {
+  const T lo = T(a), hi = T(b);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T v = x[i];
+    x[i] = v < lo ? lo : (v > hi ? hi : v);
+  }
+}
+
+template <class T>
+void stream_triad(T* FO_RESTRICT a, const T* FO_RESTRICT b, const T* FO_RESTRICT c, double s,
+                  std::int64_t n) {
+  const T scalar = T(s);
+  for (std::int64_t i = 0; i < n; ++i) a[i] = b[i] + scalar * c[i];
+}

@@ -1,0 +1,39 @@
+// Fills a KernelTable with every instantiation of the kernels for one storage type. Included by
+// each per-ISA object after the kernel headers.
+template <class T>
+void fill_table(fusedoptim::KernelTable<T>& k) {
+  using fusedoptim::WeightDecay;
+  k.sgd[0][0][0] = &sgd_update<T, false, false, false>;
+  k.sgd[0][0][1] = &sgd_update<T, false, false, false>;  // Nesterov without momentum: plain SGD
+  k.sgd[0][1][0] = &sgd_update<T, false, true, false>;
+  k.sgd[0][1][1] = &sgd_update<T, false, true, true>;
+  k.sgd[1][0][0] = &sgd_update<T, true, false, false>;
+  k.sgd[1][0][1] = &sgd_update<T, true, false, false>;
+  k.sgd[1][1][0] = &sgd_update<T, true, true, false>;
+  k.sgd[1][1][1] = &sgd_update<T, true, true, true>;
+  k.adagrad[0] = &adagrad_update<T, false>;
+  k.adagrad[1] = &adagrad_update<T, true>;
+  k.rmsprop[0][0][0] = &rmsprop_update<T, false, false, false>;
+  k.rmsprop[0][0][1] = &rmsprop_update<T, false, false, true>;
+  k.rmsprop[0][1][0] = &rmsprop_update<T, false, true, false>;
+  k.rmsprop[0][1][1] = &rmsprop_update<T, false, true, true>;
+  k.rmsprop[1][0][0] = &rmsprop_update<T, true, false, false>;
+  k.rmsprop[1][0][1] = &rmsprop_update<T, true, false, true>;
+  k.rmsprop[1][1][0] = &rmsprop_update<T, true, true, false>;
+  k.rmsprop[1][1][1] = &rmsprop_update<T, true, true, true>;
+  k.adadelta[0] = &adadelta_update<T, false>;
+  k.adadelta[1] = &adadelta_update<T, true>;
+  k.adam[0][0] = &adam_update<T, WeightDecay::None, false>;
+  k.adam[0][1] = &adam_update<T, WeightDecay::None, true>;
+  k.adam[1][0] = &adam_update<T, WeightDecay::L2, false>;
+  k.adam[1][1] = &adam_update<T, WeightDecay::L2, true>;
+  k.adam[2][0] = &adam_update<T, WeightDecay::Decoupled, false>;
+  k.adam[2][1] = &adam_update<T, WeightDecay::Decoupled, true>;
+  k.norm[static_cast<int>(fusedoptim::NormKind::Two)] = &norm_sum_squares<T>;
+  k.norm[static_cast<int>(fusedoptim::NormKind::One)] = &norm_sum_abs<T>;
+  k.norm[static_cast<int>(fusedoptim::NormKind::Inf)] = &norm_max_abs<T>;
+  k.norm[static_cast<int>(fusedoptim::NormKind::General)] = &norm_sum_pow<T>;
+  k.map[static_cast<int>(fusedoptim::MapKind::Scale)] = &map_scale<T>;
+  k.map[static_cast<int>(fusedoptim::MapKind::Clamp)] = &map_clamp<T>;
+  k.triad = &stream_triad<T>;
+}

@@ -1,0 +1,62 @@
+"""Hyperparameter checks shared by the functional API and the optimizer classes.
+
+Messages follow torch.optim's wording ("Invalid learning rate: -1.0") so that users who know torch
+recognise them, and always show the offending value. NaN fails every check because every check is
+written as ``not (low <= value)``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+
+def check_lr(lr: float) -> None:
+    _check_real("learning rate", lr)
+    if not 0.0 <= lr:
+        raise ValueError(f"Invalid learning rate: {lr}")
+
+
+def check_non_negative(name: str, value: float) -> None:
+    """``value >= 0`` and finite, e.g. weight_decay, momentum, eps, lr_decay."""
+    _check_real(name, value)
+    if not (0.0 <= value < math.inf):
+        raise ValueError(f"Invalid {name} value: {value}")
+
+
+def check_unit_interval(name: str, value: float, *, closed: bool = False) -> None:
+    """``0 <= value < 1`` (or ``<= 1`` when closed), e.g. betas, rho, alpha, dampening."""
+    _check_real(name, value)
+    ok = 0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0
+    if not ok:
+        bound = "]" if closed else ")"
+        raise ValueError(f"Invalid {name} value: {value} (must be in [0, 1{bound})")
+
+
+def check_betas(betas: tuple[float, float]) -> None:
+    if len(betas) != 2:
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    for index, beta in enumerate(betas):
+        _check_real(f"beta parameter at index {index}", beta)
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {index}: {beta}")
+
+
+def check_step(step: int) -> None:
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise TypeError(f"step must be an int (the 1-based number of the step being taken), got {step!r}")
+    if step < 1:
+        raise ValueError(f"Invalid step: {step} (steps are 1-based: the first step is 1)")
+
+
+def check_nesterov(nesterov: bool, momentum: float, dampening: float) -> None:
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError(
+            "Nesterov momentum requires a momentum and zero dampening "
+            f"(got momentum={momentum}, dampening={dampening})"
+        )
+
+
+def _check_real(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")

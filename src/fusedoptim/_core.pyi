@@ -1,0 +1,41 @@
+# Types of the compiled module fusedoptim._core (csrc/bindings.cpp).
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+_Arrays = Sequence[np.ndarray | None]
+_States = _Arrays | None
+
+def sgd(
+    params: Sequence[np.ndarray], grads: _Arrays, momentum_buffers: _States, steps: np.ndarray,
+    increment_steps: bool, lr: float, momentum: float, dampening: float, nesterov: bool,
+    weight_decay: float, maximize: bool,
+) -> None: ...
+def adagrad(
+    params: Sequence[np.ndarray], grads: _Arrays, state_sums: _Arrays, steps: np.ndarray,
+    increment_steps: bool, lr: float, lr_decay: float, weight_decay: float, eps: float, maximize: bool,
+) -> None: ...
+def rmsprop(
+    params: Sequence[np.ndarray], grads: _Arrays, square_avgs: _Arrays, momentum_buffers: _States,
+    grad_avgs: _States, steps: np.ndarray, increment_steps: bool, lr: float, alpha: float, eps: float,
+    weight_decay: float, momentum: float, centered: bool, maximize: bool,
+) -> None: ...
+def adadelta(
+    params: Sequence[np.ndarray], grads: _Arrays, square_avgs: _Arrays, acc_deltas: _Arrays,
+    steps: np.ndarray, increment_steps: bool, lr: float, rho: float, eps: float,
+    weight_decay: float, maximize: bool,
+) -> None: ...
+def adam(
+    params: Sequence[np.ndarray], grads: _Arrays, exp_avgs: _Arrays, exp_avg_sqs: _Arrays,
+    max_exp_avg_sqs: _States, steps: np.ndarray, increment_steps: bool, lr: float, beta1: float,
+    beta2: float, eps: float, weight_decay: float, amsgrad: bool, maximize: bool,
+    decoupled_weight_decay: bool,
+) -> None: ...
+def grad_norm(grads: _Arrays, norm_type: float) -> float: ...
+def scale_(arrays: _Arrays, factor: float) -> None: ...
+def clamp_(arrays: _Arrays, lo: float, hi: float) -> None: ...
+def stream_triad(a: np.ndarray, b: np.ndarray, c: np.ndarray, scalar: float) -> None: ...
+def get_num_threads() -> int: ...
+def set_num_threads(n: int) -> None: ...
+def build_info() -> dict[str, Any]: ...
