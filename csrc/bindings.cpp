@@ -364,27 +364,34 @@ void map_arrays(const char* op, py::handle arrays, MapKind kind, double a, doubl
   });
 }
 
+// STREAM-style bandwidth probes, parallel like the optimizer kernels.
 template <class T>
-void run_triad(const py::array& a, const py::array& b, const py::array& c, double s) {
+void run_stream(TriadFn<T> fn, const py::array& a, const py::array& b, const py::array* c, double s) {
   const std::vector<Extent> extents{{a.size(), reinterpret_cast<std::uintptr_t>(a.data())}};
   T* pa = data_of<T>(a);
   const T* pb = data_of<T>(b);
-  const T* pc = data_of<T>(c);
+  const T* pc = c != nullptr ? data_of<T>(*c) : nullptr;
   py::gil_scoped_release release;
   for_each_range(extents, sizeof(T), [&](std::size_t, std::int64_t begin, std::int64_t end) {
-    kernels<T>().triad(pa + begin, pb + begin, pc + begin, s, end - begin);
+    fn(pa + begin, pb + begin, pc != nullptr ? pc + begin : nullptr, s, end - begin);
   });
 }
 
-void stream_triad(py::handle a_in, py::handle b_in, py::handle c_in, double s) {
-  const Checker check("stream_triad");
+void stream(const char* op, py::handle a_in, py::handle b_in, py::handle c_in, double s) {
+  const Checker check(op);
   const int type_num = py::isinstance<py::array>(a_in) ? py::reinterpret_borrow<py::array>(a_in).dtype().num() : -1;
   const py::array a = check.check("a", 0, a_in, true, nullptr, type_num);
   const py::array b = check.check("b", 0, b_in, false, &a, type_num);
-  const py::array c = check.check("c", 0, c_in, false, &a, type_num);
-  check.check_disjoint(0, {"a", "b", "c", nullptr, nullptr}, {span_of(a), span_of(b), span_of(c)}, 3);
-  if (type_num == py::detail::npy_api::NPY_FLOAT_) run_triad<float>(a, b, c, s);
-  else run_triad<double>(a, b, c, s);
+  py::array c;
+  if (!c_in.is_none()) c = check.check("c", 0, c_in, false, &a, type_num);
+  const Span empty{nullptr, nullptr};
+  check.check_disjoint(0, {"a", "b", "c", nullptr, nullptr},
+                       {span_of(a), span_of(b), c_in.is_none() ? empty : span_of(c), empty, empty}, 3);
+  const bool triad = c_in.is_none() == false;
+  if (type_num == py::detail::npy_api::NPY_FLOAT_)
+    run_stream<float>(triad ? kernels<float>().triad : kernels<float>().axpy, a, b, triad ? &c : nullptr, s);
+  else
+    run_stream<double>(triad ? kernels<double>().triad : kernels<double>().axpy, a, b, triad ? &c : nullptr, s);
 }
 
 py::dict build_info() {
@@ -516,8 +523,16 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "clamp_", [](py::handle arrays, double lo, double hi) { map_arrays("clamp_", arrays, MapKind::Clamp, lo, hi); },
       py::arg("arrays"), py::arg("lo"), py::arg("hi"), "Clamps every array to [lo, hi] in place; NaN stays NaN.");
-  m.def("stream_triad", &stream_triad, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("scalar"),
-        "STREAM triad a = b + scalar * c, parallel like the optimizer kernels (bandwidth probe).");
+  m.def(
+      "stream_triad", [](py::handle a, py::handle b, py::handle c, double s) { stream("stream_triad", a, b, c, s); },
+      py::arg("a"), py::arg("b"), py::arg("c"), py::arg("scalar"),
+      "STREAM triad a = b + scalar * c, parallel like the optimizer kernels (bandwidth probe; the store "
+      "to a also reads a into cache first, so it moves 4 arrays' bytes, not 3).");
+  m.def(
+      "stream_axpy", [](py::handle a, py::handle b, double s) { stream("stream_axpy", a, b, py::none(), s); },
+      py::arg("a"), py::arg("b"), py::arg("scalar"),
+      "a += scalar * b in place, parallel like the optimizer kernels: the read-modify-write pattern of "
+      "an optimizer update (bandwidth probe; moves 3 arrays' bytes).");
   m.def("get_num_threads", &get_num_threads, "Threads the kernels use (1 without OpenMP).");
   m.def(
       "set_num_threads",

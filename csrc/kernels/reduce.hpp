@@ -83,6 +83,14 @@ void map_clamp(T* FO_RESTRICT x, std::int64_t n, double a, double b) {
   }
 }
 
+// a += s * b: the read-modify-write pattern of the optimizer kernels, with no write-allocate traffic.
+template <class T>
+void stream_axpy(T* FO_RESTRICT a, const T* FO_RESTRICT b, const T* FO_RESTRICT /*unused*/, double s,
+                 std::int64_t n) {
+  const T scalar = T(s);
+  for (std::int64_t i = 0; i < n; ++i) a[i] = a[i] + scalar * b[i];
+}
+
 template <class T>
 void stream_triad(T* FO_RESTRICT a, const T* FO_RESTRICT b, const T* FO_RESTRICT c, double s,
                   std::int64_t n) {

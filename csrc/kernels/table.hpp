@@ -36,4 +36,5 @@ void fill_table(fusedoptim::KernelTable<T>& k) {
   k.map[static_cast<int>(fusedoptim::MapKind::Scale)] = &map_scale<T>;
   k.map[static_cast<int>(fusedoptim::MapKind::Clamp)] = &map_clamp<T>;
   k.triad = &stream_triad<T>;
+  k.axpy = &stream_axpy<T>;
 }

@@ -92,6 +92,7 @@ struct KernelTable {
   ReduceFn<T> norm[4];  // indexed by NormKind: sum x^2, sum |x|, max |x|, sum |x|^p
   MapFn<T> map[2];      // indexed by MapKind
   TriadFn<T> triad;     // a = b + s * c
+  TriadFn<T> axpy;      // a = a + s * b (c unused)
 };
 
 // Each kernel object (compiled for one instruction set) fills both tables.
