@@ -34,6 +34,13 @@ std::string shape_string(const py::array& a) {
 
 std::string dtype_string(const py::array& a) { return py::str(a.dtype()); }
 
+bool same_shape_raw(const py::detail::PyArray_Proxy* a, const py::detail::PyArray_Proxy* b) {
+  if (a->nd != b->nd) return false;
+  for (int d = 0; d < a->nd; ++d)
+    if (a->dimensions[d] != b->dimensions[d]) return false;
+  return true;
+}
+
 bool same_shape(const py::array& a, const py::array& b) {
   if (a.ndim() != b.ndim()) return false;
   for (py::ssize_t d = 0; d < a.ndim(); ++d)
@@ -67,41 +74,51 @@ class Checker {
   }
 
   // Checks one array and returns it. `param` is the array it must match (nullptr for a parameter
-  // itself, which must match the dtype of the call instead).
+  // itself, which must match the dtype of the call instead). The common path reads numpy's structs
+  // directly and builds no strings: it runs for every array of every call.
   py::array check(const char* list, std::size_t i, py::handle h, bool writeable,
                   const py::array* param, int call_type_num) const {
-    const std::string where = std::string(list) + "[" + std::to_string(i) + "]";
+    auto where = [&] { return std::string(list) + "[" + std::to_string(i) + "]"; };
     if (!py::isinstance<py::array>(h))
-      type_error(where + " must be a numpy.ndarray of float32 or float64, got " + type_name(h));
+      type_error(where() + " must be a numpy.ndarray of float32 or float64, got " + type_name(h));
+    const auto* proxy = py::detail::array_proxy(h.ptr());
+    const auto* descr = py::detail::array_descriptor_proxy(proxy->descr);
+    const int num = descr->type_num;
+    const int flags = proxy->flags;
+    constexpr int kRequired = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+    const int required = kRequired | (writeable ? py::detail::npy_api::NPY_ARRAY_WRITEABLE_ : 0);
+    const bool dtype_ok = param != nullptr ? num == py::detail::array_descriptor_proxy(
+                                                        py::detail::array_proxy(param->ptr())->descr)->type_num
+                                           : num == call_type_num;
+    const bool fast_ok = (num == py::detail::npy_api::NPY_FLOAT_ || num == py::detail::npy_api::NPY_DOUBLE_) &&
+                         descr->byteorder != '>' && dtype_ok && (flags & required) == required &&
+                         (param == nullptr || same_shape_raw(proxy, py::detail::array_proxy(param->ptr())));
     py::array a = py::reinterpret_borrow<py::array>(h);
-    const py::dtype dt = a.dtype();
-    const int num = dt.num();
+    if (fast_ok) return a;
+    // Slow path: find the first problem and say what it is.
     if (num != py::detail::npy_api::NPY_FLOAT_ && num != py::detail::npy_api::NPY_DOUBLE_)
-      type_error(where + " has dtype " + dtype_string(a) + "; only float32 and float64 are supported");
-    if (dt.byteorder() == '>')
-      type_error(where + " has non-native byte order (" + dtype_string(a) +
+      type_error(where() + " has dtype " + dtype_string(a) + "; only float32 and float64 are supported");
+    if (descr->byteorder == '>')
+      type_error(where() + " has non-native byte order (" + dtype_string(a) +
                  "); convert it with arr.astype(arr.dtype.newbyteorder('='))");
     if (param != nullptr) {
-      if (num != param->dtype().num())
-        type_error(where + " has dtype " + dtype_string(a) + " but params[" + std::to_string(i) +
+      if (!dtype_ok)
+        type_error(where() + " has dtype " + dtype_string(a) + " but params[" + std::to_string(i) +
                    "] has dtype " + dtype_string(*param));
       if (!same_shape(a, *param))
-        value_error(where + " has shape " + shape_string(a) + " but params[" + std::to_string(i) +
+        value_error(where() + " has shape " + shape_string(a) + " but params[" + std::to_string(i) +
                     "] has shape " + shape_string(*param));
-    } else if (num != call_type_num) {
-      type_error(where + " has dtype " + dtype_string(a) +
+    } else if (!dtype_ok) {
+      type_error(where() + " has dtype " + dtype_string(a) +
                  " but earlier parameters in this call have another dtype; one call updates tensors "
                  "of one dtype (put float32 and float64 parameters in separate calls or param groups)");
     }
-    const int flags = a.flags();
     if (!(flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_))
-      value_error(where + " is not C-contiguous; fusedoptim updates arrays in place and never a copy, "
-                          "so make it contiguous first (numpy.ascontiguousarray) and keep that array");
+      value_error(where() + " is not C-contiguous; fusedoptim updates arrays in place and never a copy, "
+                            "so make it contiguous first (numpy.ascontiguousarray) and keep that array");
     if (!(flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
-      value_error(where + " is not aligned to its element size; copy it into a fresh array first");
-    if (writeable && !(flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_))
-      value_error(where + " is read-only; fusedoptim updates it in place, so pass a writeable array");
-    return a;
+      value_error(where() + " is not aligned to its element size; copy it into a fresh array first");
+    value_error(where() + " is read-only; fusedoptim updates it in place, so pass a writeable array");
   }
 
   // Refuses arrays of one tensor that share memory: the kernels read and write them in one pass.
@@ -124,9 +141,19 @@ class Checker {
   const char* op_;
 };
 
+// Element count and byte range from numpy's struct (float32/float64 arrays only, checked before).
+std::int64_t element_count(const py::array& a) {
+  const auto* proxy = py::detail::array_proxy(a.ptr());
+  std::int64_t count = 1;
+  for (int d = 0; d < proxy->nd; ++d) count *= proxy->dimensions[d];
+  return count;
+}
+
 Span span_of(const py::array& a) {
-  const char* p = static_cast<const char*>(a.data());
-  return {p, p + a.nbytes()};
+  const auto* proxy = py::detail::array_proxy(a.ptr());
+  const int num = py::detail::array_descriptor_proxy(proxy->descr)->type_num;
+  const std::int64_t element_size = num == py::detail::npy_api::NPY_FLOAT_ ? 4 : 8;
+  return {proxy->data, proxy->data + element_count(a) * element_size};
 }
 
 // One state list of an optimizer call: its name, the tuple (or None) and whether the options use it.
@@ -180,9 +207,13 @@ UpdatePlan plan_update(const Checker& check, py::handle params_in, py::handle gr
   const auto* step_data = static_cast<const std::int64_t*>(steps.data());
 
   UpdatePlan plan;
+  plan.index.reserve(n);
+  plan.step_values.reserve(n);
+  plan.extents.reserve(n);
   for (int s = 0; s < kMaxStates; ++s)
     if (states[s].used && states[s].name != nullptr) plan.state_slot[plan.states_used++] = s;
   const int per_tensor = 2 + plan.states_used;
+  plan.arrays.reserve(n * per_tensor);
   std::array<const char*, 2 + kMaxStates> names{"params", "grads"};
   for (int k = 0; k < plan.states_used; ++k) names[2 + k] = states[plan.state_slot[k]].name;
 
@@ -214,7 +245,7 @@ UpdatePlan plan_update(const Checker& check, py::handle params_in, py::handle gr
                                    : "; the step being taken must be >= 1 (steps are 1-based)"));
     plan.index.push_back(i);
     plan.step_values.push_back(step);
-    plan.extents.push_back({param.size(), reinterpret_cast<std::uintptr_t>(param.data())});
+    plan.extents.push_back({element_count(param), reinterpret_cast<std::uintptr_t>(spans[0].begin)});
   }
   // Everything is valid: from here on the call may write.
   if (increment) {

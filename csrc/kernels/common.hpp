@@ -23,7 +23,18 @@ inline T fo_nan_max(T a, T b) {
   return (b > a || b != b) ? b : a;
 }
 
-// 1 - beta ** step, computed in double.
+// 1 - beta ** step, computed in double. A multi-tensor call asks for the same value once per
+// tensor piece, and pow costs more than updating a small tensor, so the last result is remembered.
 inline double fo_one_minus_pow(double beta, std::int64_t step) {
-  return 1.0 - __builtin_pow(beta, static_cast<double>(step));
+  struct Memo {
+    double beta = -1.0;
+    std::int64_t step = -1;
+    double value = 0.0;
+  };
+  static thread_local Memo memo[2];  // Adam asks for two betas alternately
+  for (Memo& m : memo)
+    if (m.beta == beta && m.step == step) return m.value;
+  Memo& slot = memo[0].step == step ? memo[1] : memo[0];
+  slot = {beta, step, 1.0 - __builtin_pow(beta, static_cast<double>(step))};
+  return slot.value;
 }
