@@ -45,7 +45,9 @@ def _readme_blocks() -> list[str]:
 
 
 @pytest.mark.parametrize("index", range(len(_readme_blocks())))
-def test_readme_python_blocks_run(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readme_python_blocks_run(
+    index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     block = _readme_blocks()[index]
     if "import torch" in block or "fusedoptim.torch" in block:
         pytest.importorskip("torch")
