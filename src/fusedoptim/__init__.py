@@ -6,7 +6,7 @@ in-place functional API and :mod:`fusedoptim.reference` the same updates in plai
 
 from __future__ import annotations
 
-from . import functional, reference
+from . import functional, lr_scheduler, reference, schedules
 from ._core import build_info, get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
@@ -15,6 +15,8 @@ __all__ = [
     "build_info",
     "functional",
     "get_num_threads",
+    "lr_scheduler",
     "reference",
+    "schedules",
     "set_num_threads",
 ]
