@@ -1,0 +1,146 @@
+"""``clip_grad_norm_`` and ``clip_grad_value_`` against ``torch.nn.utils`` and closed forms.
+
+PyTorch accumulates a float32 norm in float32; fusedoptim accumulates in float64, so float32
+results agree to ~1e-6 relative (float32 rounding of the sum over ~10^4 entries), float64 ones
+to 1e-12.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+import fusedoptim
+from fusedoptim.clip import clip_grad_norm_, clip_grad_value_
+
+RTOL = {np.float32: 2e-6, np.float64: 1e-12}
+SHAPES = [(30, 20), (7,), (), (5, 4, 3)]
+
+
+class Param:
+    def __init__(self, grad: np.ndarray | None) -> None:
+        self.data = np.zeros(1)
+        self.grad = grad
+
+
+def _torch_params(torch: Any, grads: list[np.ndarray]) -> list[Any]:
+    """PyTorch parameters of the gradients' dtypes holding copies of the gradients."""
+    tensors = []
+    for grad in grads:
+        tensor = torch.nn.Parameter(torch.from_numpy(np.zeros_like(grad)))
+        tensor.grad = torch.from_numpy(grad.copy())
+        tensors.append(tensor)
+    return tensors
+
+
+def _grads(dtype: Any, scale: float = 1.0, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [np.asarray(scale * rng.standard_normal(s), dtype=dtype) for s in SHAPES]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("norm_type", [1.0, 2.0, 3.5, math.inf, "inf"])
+@pytest.mark.parametrize("max_norm", [0.5, 1e6], ids=["clips", "leaves"])
+def test_clip_grad_norm_matches_torch(dtype: Any, norm_type: Any, max_norm: float) -> None:
+    torch = pytest.importorskip("torch")
+    grads = _grads(dtype, scale=3.0)
+    tensors = _torch_params(torch, grads)
+    expected = torch.nn.utils.clip_grad_norm_(tensors, max_norm, norm_type=norm_type, foreach=False)
+    before = [g.copy() for g in grads]
+    total = clip_grad_norm_(grads, max_norm, norm_type=norm_type)
+    assert isinstance(total, float)
+    np.testing.assert_allclose(total, expected.item(), rtol=RTOL[dtype])
+    for grad, tensor in zip(grads, tensors):
+        np.testing.assert_allclose(grad, tensor.grad.numpy(), rtol=RTOL[dtype], atol=0)
+    if max_norm > expected.item():  # below the limit: untouched, bitwise
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(before, grads))
+
+
+def test_clip_grad_norm_closed_form_and_inputs() -> None:
+    """The global norm is the norm of the concatenation; None entries, parameter objects and a
+    single array are accepted; float32 and float64 mix."""
+    a = np.array([3.0, 0.0])
+    b = np.array([[4.0]], dtype=np.float32)
+    c = np.array([12.0])
+    total = clip_grad_norm_([a, None, Param(b), Param(None), c], max_norm=6.5)
+    assert total == pytest.approx(13.0, rel=1e-12)
+    scale = 6.5 / (13.0 + 1e-6)
+    np.testing.assert_allclose(a, [3.0 * scale, 0.0], rtol=1e-12)
+    np.testing.assert_allclose(b, [[4.0 * scale]], rtol=1e-6)
+    np.testing.assert_allclose(c, [12.0 * scale], rtol=1e-12)
+    single = np.array([0.0, -2.0])
+    assert clip_grad_norm_(single, 1.0, norm_type="inf") == 2.0
+    np.testing.assert_allclose(single, [0.0, -2.0 / (2.0 + 1e-6)], rtol=1e-12)
+    assert clip_grad_norm_([], 1.0) == 0.0
+    assert clip_grad_norm_([None, Param(None)], 1.0) == 0.0
+
+
+def test_clip_grad_norm_is_the_same_for_any_thread_count() -> None:
+    rng = np.random.default_rng(1)
+    grads = [rng.standard_normal(n).astype(np.float32) for n in (1_000_003, 4_097, 1)]
+    threads = fusedoptim.get_num_threads()
+    norms = []
+    try:
+        for count in (1, 2, 3, 7):
+            fusedoptim.set_num_threads(count)
+            norms.append(clip_grad_norm_([g.copy() for g in grads], 1e9))
+    finally:
+        fusedoptim.set_num_threads(threads)
+    assert len(set(norms)) == 1
+    expected = math.sqrt(math.fsum(float(x) ** 2 for g in grads for x in g.astype(np.float64)))
+    assert norms[0] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_nonfinite_norm(bad: float) -> None:
+    torch = pytest.importorskip("torch")
+    grads = [np.array([1.0, bad]), np.array([2.0])]
+    before = [g.copy() for g in grads]
+    with pytest.raises(RuntimeError, match=r"The total norm of order 2\.0 for gradients"):
+        clip_grad_norm_(grads, 1.0, error_if_nonfinite=True)
+    for grad, old in zip(grads, before):
+        np.testing.assert_array_equal(grad, old)  # NaN == NaN here: unchanged
+    # Without the error, the gradients are scaled by the non-finite norm, as PyTorch does.
+    tensors = _torch_params(torch, grads)
+    expected = torch.nn.utils.clip_grad_norm_(tensors, 1.0, foreach=False).item()
+    total = clip_grad_norm_(grads, 1.0)
+    assert (math.isnan(total) and math.isnan(expected)) or total == expected
+    for grad, tensor in zip(grads, tensors):
+        np.testing.assert_array_equal(grad, tensor.grad.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_clip_grad_value_matches_torch(dtype: Any) -> None:
+    torch = pytest.importorskip("torch")
+    grads = _grads(dtype, scale=2.0)
+    tensors = _torch_params(torch, grads)
+    torch.nn.utils.clip_grad_value_(tensors, 0.75, foreach=False)
+    assert clip_grad_value_([*grads, None], 0.75) is None
+    for grad, tensor in zip(grads, tensors):
+        assert grad.tobytes() == tensor.grad.numpy().tobytes()  # clamping is exact
+        assert np.max(np.abs(grad)) <= np.asarray(0.75, dtype=dtype)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda g: clip_grad_norm_(g, 1.0, norm_type=0), ValueError, r"norm_type"),
+        (lambda g: clip_grad_norm_(g, 1.0, norm_type="fro"), ValueError, r"norm_type"),
+        (lambda g: clip_grad_value_(g, -1.0), ValueError, r"clip_value must be non-negative"),
+        (lambda g: clip_grad_value_(g, math.nan), ValueError, r"clip_value"),
+        (lambda g: clip_grad_norm_([*g, [1.0]], 1.0), TypeError, r"grads\[2\] must be"),
+        (lambda g: clip_grad_norm_([np.arange(3)], 1.0), TypeError, r"dtype int64"),
+        (lambda g: clip_grad_norm_([np.zeros((3, 3)).T], 1.0), ValueError, r"C-contiguous"),
+        (lambda g: clip_grad_value_([np.frombuffer(b"\0" * 8)], 1.0), ValueError, r"read-only"),
+    ],
+    ids=["norm-0", "norm-fro", "negative", "nan", "list", "int", "transposed", "read-only"],
+)
+def test_bad_input_is_refused_and_changes_nothing(call: Any, error: type, message: str) -> None:
+    grads = [np.array([5.0, -5.0]), np.array([3.0])]
+    with pytest.raises(error, match=message):
+        call(grads)
+    np.testing.assert_array_equal(grads[0], [5.0, -5.0])
+    np.testing.assert_array_equal(grads[1], [3.0])

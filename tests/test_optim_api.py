@@ -1,0 +1,355 @@
+"""The ``torch.optim``-like surface of the optimizer classes, and the fast-step design.
+
+Signatures against PyTorch's, the ways to pass parameters, ``step``'s closure, ``zero_grad``,
+``add_param_group``, mutable ``param_groups``, the identity-keyed ``state``, one core call per
+group with no per-tensor Python work once warmed up, thread safety, and the docstring examples.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import inspect
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import fusedoptim
+from fusedoptim import _core, optim
+
+NAMES = ["SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW"]
+TORCH_ONLY_ARGUMENTS = {"foreach", "capturable", "differentiable", "fused"}
+
+
+class Param:
+    def __init__(self, data: np.ndarray) -> None:
+        self.data = data
+        self.grad: np.ndarray | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Signatures and defaults.
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_constructor_matches_torch(name: str) -> None:
+    """Same argument names, order, defaults and keyword-only-ness as torch.optim (without
+    PyTorch's implementation switches). One deliberate difference: RMSprop's ``maximize`` is
+    keyword-only, because PyTorch's seventh positional argument there is ``capturable``."""
+    torch = pytest.importorskip("torch")
+    ours = inspect.signature(getattr(optim, name)).parameters
+    theirs = inspect.signature(getattr(torch.optim, name)).parameters
+    expected = [p for key, p in theirs.items() if key not in TORCH_ONLY_ARGUMENTS]
+    assert list(ours) == [p.name for p in expected]
+    for parameter in expected:
+        mine = ours[parameter.name]
+        assert mine.default == parameter.default, parameter.name
+        if name == "RMSprop" and parameter.name == "maximize":
+            assert mine.kind is inspect.Parameter.KEYWORD_ONLY
+        else:
+            assert mine.kind is parameter.kind, parameter.name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_defaults_and_groups_hold_the_constructor_arguments(name: str) -> None:
+    cls = getattr(optim, name)
+    opt = cls([np.zeros(2)], lr=0.5)
+    signature = inspect.signature(cls).parameters
+    expected = {k: p.default for k, p in signature.items() if k != "params"}
+    expected["lr"] = 0.5
+    if name == "AdamW":
+        expected["decoupled_weight_decay"] = True
+    assert opt.defaults == expected
+    assert {k: v for k, v in opt.param_groups[0].items() if k != "params"} == expected
+    assert isinstance(opt, optim.Optimizer)
+
+
+def test_numpy_scalars_are_accepted_as_hyperparameters() -> None:
+    w = np.ones(2)
+    opt = optim.Adam([w], lr=np.float32(0.5), betas=(np.float64(0.5), 0.9))
+    opt.step([np.ones(2)])
+    np.testing.assert_allclose(w, 0.5, rtol=1e-7)  # the first Adam step moves by about lr
+
+
+# --------------------------------------------------------------------------------------------
+# Parameters and step().
+
+
+def test_params_may_be_a_generator_dicts_or_named_pairs() -> None:
+    arrays = [np.ones(2), np.ones(3)]
+    by_generator = optim.SGD((a for a in arrays), lr=0.1)
+    assert [len(g["params"]) for g in by_generator.param_groups] == [2]
+    named = optim.SGD([("w", np.ones(2)), ("b", np.ones(1))], lr=0.1)
+    assert named.param_groups[0]["param_names"] == ["w", "b"]
+    assert named.state_dict()["param_groups"][0]["param_names"] == ["w", "b"]
+    groups = optim.SGD([{"params": np.ones(2)}, {"params": [np.ones(3)], "lr": 1.0}], lr=0.1)
+    assert [g["lr"] for g in groups.param_groups] == [0.1, 1.0]
+
+
+def test_error_messages_use_parameter_names() -> None:
+    opt = optim.Adam([("encoder.weight", np.ones(2)), ("encoder.bias", np.ones(3))])
+    with pytest.raises(ValueError, match=r"parameter 1 \('encoder\.bias'\) has shape \(2,\)"):
+        opt.step([np.ones(2), np.ones(2)])
+
+
+def test_none_gradient_skips_the_parameter() -> None:
+    w, b = np.ones(2), np.ones(1)
+    opt = optim.Adam([w, b], lr=0.1)
+    opt.step([np.ones(2), None])
+    assert np.array_equal(b, [1.0]) and b not in opt.state and w in opt.state
+    opt.step([None, np.ones(1)])
+    assert int(opt.state[w]["step"]) == 1 and int(opt.state[b]["step"]) == 1
+
+
+def test_closure_is_called_first_and_its_loss_returned() -> None:
+    w = np.array([3.0])
+    calls = []
+
+    def closure() -> float:
+        calls.append(w.copy())
+        return float(w[0] ** 2)
+
+    opt = optim.SGD([w], lr=0.1)
+    assert opt.step([2 * w], closure=closure) == 9.0
+    assert np.array_equal(calls[0], [3.0])  # before the update
+    np.testing.assert_allclose(w, [3.0 - 0.1 * 6.0])
+    assert opt.step([2 * w]) is None
+
+
+def test_positional_closure_with_parameter_objects() -> None:
+    """``opt.step(closure)`` as in PyTorch: the closure sets ``.grad``."""
+    p = Param(np.array([2.0]))
+    opt = optim.SGD([p], lr=0.25)
+
+    def closure() -> float:
+        p.grad = 2 * p.data
+        return float(p.data[0] ** 2)
+
+    assert opt.step(closure) == 4.0
+    np.testing.assert_allclose(p.data, [2.0 - 0.25 * 4.0])
+
+
+def test_zero_grad() -> None:
+    params = [Param(np.zeros(2)), Param(np.zeros(3))]
+    params[0].grad = np.ones(2)
+    opt = optim.SGD(params, lr=0.1)
+    grad = params[0].grad
+    opt.zero_grad(set_to_none=False)
+    assert params[0].grad is grad and np.array_equal(grad, [0.0, 0.0])
+    assert params[1].grad is None
+    opt.zero_grad()
+    assert params[0].grad is None
+    # Plain arrays: the optimizer holds no gradients; accepted and does nothing.
+    w = np.ones(2)
+    plain = optim.SGD([w], lr=0.1)
+    plain.zero_grad()
+    assert np.array_equal(w, [1.0, 1.0])
+
+
+def test_add_param_group_trains_with_its_own_hyperparameters() -> None:
+    w, v = np.zeros(2), np.zeros(2)
+    opt = optim.SGD([w], lr=0.1, momentum=0.0)
+    group = {"params": [v], "lr": 1.0}
+    opt.add_param_group(group)
+    assert opt.param_groups[1] is group and group["momentum"] == 0.0  # filled from defaults
+    opt.step([np.ones(2), np.ones(2)])
+    np.testing.assert_array_equal(w, [-0.1, -0.1])
+    np.testing.assert_array_equal(v, [-1.0, -1.0])
+    assert opt.state_dict()["param_groups"][1]["params"] == [1]
+
+
+def test_changed_lr_and_weight_decay_apply_from_the_next_step() -> None:
+    w = np.array([1.0])
+    opt = optim.SGD([w], lr=0.1)
+    opt.step([np.array([1.0])])
+    assert w[0] == 1.0 - 0.1
+    opt.param_groups[0]["lr"] = 0.5
+    opt.param_groups[0]["weight_decay"] = 1.0
+    before = w[0]
+    opt.step([np.array([1.0])])
+    assert w[0] == before - 0.5 * (1.0 + 1.0 * before)
+
+
+# --------------------------------------------------------------------------------------------
+# State.
+
+
+def test_state_is_keyed_by_identity() -> None:
+    w, b = np.zeros(2), np.zeros(2)
+    opt = optim.Adam([w, b], lr=0.1)
+    assert len(opt.state) == 0 and w not in opt.state and opt.state[w] == {}
+    opt.step([np.ones(2), None])
+    assert w in opt.state and b not in opt.state and list(opt.state) == [w]
+    assert np.zeros(2) not in opt.state  # an equal array is another parameter
+    with pytest.raises(KeyError, match="not a parameter of this optimizer"):
+        opt.state[np.zeros(2)]
+    assert list(opt.state[w]) == ["step", "exp_avg", "exp_avg_sq"]
+    ((key, value),) = opt.state.items()  # the Mapping mixins work
+    assert key is w and value is opt.state[w]
+
+
+def test_state_edited_by_the_user_is_used() -> None:
+    w = np.zeros(2)
+    opt = optim.SGD([w], lr=1.0, momentum=0.5)
+    opt.step([np.ones(2)])
+    opt.state[w]["momentum_buffer"] = np.array([10.0, 20.0])
+    opt.step([np.zeros(2)])
+    # buffer = 0.5 * [10, 20] + 0 = [5, 10], the parameter moves by -1 * buffer from [-1, -1].
+    np.testing.assert_array_equal(w, [-6.0, -11.0])
+
+
+def test_deleted_state_starts_again() -> None:
+    w = np.zeros(2)
+    opt = optim.Adam([w], lr=0.1)
+    opt.step([np.ones(2)])
+    opt.step([np.ones(2)])
+    del opt.state[w]
+    assert w not in opt.state
+    opt.step([np.ones(2)])
+    assert int(opt.state[w]["step"]) == 1
+
+
+def test_repr_lists_the_groups() -> None:
+    text = repr(optim.Adam([{"params": [np.zeros(1)]}, {"params": [np.zeros(1)], "lr": 0.5}]))
+    assert text.startswith("Adam (") and "Parameter Group 1" in text and "lr: 0.5" in text
+
+
+# --------------------------------------------------------------------------------------------
+# The fast step: one core call per group, no slow path once warmed up.
+
+
+def test_one_core_call_per_group_and_no_per_tensor_work_once_warm(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    params = [np.zeros(10, dtype=np.float32) for _ in range(60)]
+    grads = [np.ones(10, dtype=np.float32) for _ in range(60)]
+    opt = optim.Adam([{"params": params[:40]}, {"params": params[40:], "lr": 0.01}])
+    opt.step(grads)  # warm-up: creates state
+
+    calls: list[int] = []
+    real_adam = _core.adam
+
+    def counting_adam(*args: Any) -> None:
+        calls.append(len(args[0]))
+        real_adam(*args)
+
+    slow: list[str] = []
+    for method in ("_rebuild", "_create_state", "_check_grads"):
+        real = getattr(optim.Optimizer, method)
+
+        def spy(self: Any, *args: Any, _real: Any = real, _name: str = method) -> Any:
+            slow.append(_name)
+            return _real(self, *args)
+
+        monkeypatch.setattr(optim.Optimizer, method, spy)
+    monkeypatch.setattr(_core, "adam", counting_adam)
+    for _ in range(3):
+        opt.step(grads)
+    assert calls == [40, 20] * 3
+    assert slow == []
+    assert int(opt.state[params[0]]["step"]) == 4
+
+    # A structural change (a new group) rebuilds once, then the fast path resumes.
+    opt.add_param_group({"params": [np.zeros(3, dtype=np.float32)]})
+    opt.step([*grads, np.ones(3, dtype=np.float32)])
+    slow.clear()
+    opt.step([*grads, np.ones(3, dtype=np.float32)])
+    assert slow == []
+
+
+def test_two_threads_stepping_one_optimizer() -> None:
+    """Concurrent step() calls take turns: the result is exactly that of the same number of
+    steps taken in sequence (the gradients are fixed, so the order does not matter)."""
+    rng = np.random.default_rng(0)
+    shapes = [(20_000,)] * 8 + [(300,)] * 30
+    grads = [rng.standard_normal(shape) for shape in shapes]
+    start = [rng.standard_normal(shape) for shape in shapes]
+    steps_per_thread = 25
+
+    sequential_params = [a.copy() for a in start]
+    sequential = optim.Adam(sequential_params, lr=1e-3, amsgrad=True)
+    for _ in range(2 * steps_per_thread):
+        sequential.step(grads)
+
+    threaded_params = [a.copy() for a in start]
+    threaded = optim.Adam(threaded_params, lr=1e-3, amsgrad=True)
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            barrier.wait()
+            for _ in range(steps_per_thread):
+                threaded.step(grads)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for a, b in zip(sequential_params, threaded_params):
+        assert a.tobytes() == b.tobytes()
+    assert int(threaded.state[threaded_params[0]]["step"]) == 2 * steps_per_thread
+
+
+# --------------------------------------------------------------------------------------------
+# Documentation.
+
+DOCUMENTED_MODULES = [
+    "fusedoptim.optim",
+    "fusedoptim.optim.base",
+    "fusedoptim.optim.sgd",
+    "fusedoptim.optim.adagrad",
+    "fusedoptim.optim.rmsprop",
+    "fusedoptim.optim.adadelta",
+    "fusedoptim.optim.adam",
+    "fusedoptim.optim.adamw",
+    "fusedoptim.clip",
+    "fusedoptim.serialization",
+]
+
+
+@pytest.mark.parametrize("module_name", DOCUMENTED_MODULES)
+def test_docstring_examples_run(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_docstrings_have_equations_arguments_example_and_reference(name: str) -> None:
+    doc = getattr(optim, name).__doc__
+    assert ".. math::" in doc and "Example:" in doc and ">>>" in doc
+    assert "Reference" in doc and "{" + "params}" not in doc
+    for argument in inspect.signature(getattr(optim, name)).parameters:
+        assert f"{argument} (" in doc, argument
+    assert "(default:" in doc
+
+
+def test_top_level_exports() -> None:
+    for name in [*NAMES, "Optimizer", "save", "load", "clip_grad_norm_", "clip_grad_value_"]:
+        assert hasattr(fusedoptim, name), name
+    assert fusedoptim.Adam is optim.Adam
+
+
+def test_docs_examples_run_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    """The Python blocks of docs/optim.md (the README's section) run in order, and the
+    training loop prints what its comment says."""
+    path = Path(__file__).resolve().parents[1] / "docs" / "optim.md"
+    if not path.exists():
+        pytest.skip("docs/optim.md is not part of this checkout")
+    blocks = re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.DOTALL)
+    assert blocks
+    namespace: dict[str, Any] = {}
+    for block in blocks:
+        exec(compile(block, str(path), "exec"), namespace)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "[ 2.  -1.   0.5] [0.3]"
+    assert printed[1] == "['step', 'exp_avg', 'exp_avg_sq'] 1"
