@@ -172,6 +172,7 @@ struct UpdatePlan {
   std::vector<Extent> extents;
   int states_used = 0;
   std::array<int, kMaxStates> state_slot{};  // state list -> slot in TensorPointers
+  py::object steps;                           // the step counts to increment, if asked to
 };
 
 UpdatePlan plan_update(const Checker& check, py::handle params_in, py::handle grads_in,
@@ -247,11 +248,7 @@ UpdatePlan plan_update(const Checker& check, py::handle params_in, py::handle gr
     plan.step_values.push_back(step);
     plan.extents.push_back({element_count(param), reinterpret_cast<std::uintptr_t>(spans[0].begin)});
   }
-  // Everything is valid: from here on the call may write.
-  if (increment) {
-    auto* writable_steps = static_cast<std::int64_t*>(steps.mutable_data());
-    for (std::size_t i : plan.index) writable_steps[i] += 1;
-  }
+  if (increment) plan.steps = steps;
   return plan;
 }
 
@@ -279,11 +276,19 @@ void run_update(const UpdatePlan& plan, const Hyper& hyper, Select&& select) {
   });
 }
 
+// Checks every argument, then (unless check_only) increments the step counts and updates.
 template <class Hyper, class Select>
 void update(const char* op, const Hyper& hyper, py::handle params, py::handle grads,
-            std::array<StateList, kMaxStates> states, py::handle steps, bool increment, Select&& select) {
+            std::array<StateList, kMaxStates> states, py::handle steps, bool increment, bool check_only,
+            Select&& select) {
   const Checker check(op);
   const UpdatePlan plan = plan_update(check, params, grads, states, steps, increment);
+  if (check_only) return;
+  // Everything is valid: from here on the call writes.
+  if (plan.steps) {
+    auto* counts = static_cast<std::int64_t*>(py::reinterpret_borrow<py::array>(plan.steps).mutable_data());
+    for (std::size_t i : plan.index) counts[i] += 1;
+  }
   if (plan.index.empty()) return;
   if (plan.type_num == py::detail::npy_api::NPY_FLOAT_) run_update<float>(plan, hyper, select);
   else run_update<double>(plan, hyper, select);
@@ -469,66 +474,68 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "sgd",
       [](py::handle params, py::handle grads, py::handle momentum_buffers, py::handle steps, bool increment,
-         double lr, double momentum, double dampening, bool nesterov, double weight_decay, bool maximize) {
+         double lr, double momentum, double dampening, bool nesterov, double weight_decay, bool maximize, bool check_only) {
         const SgdHyper h{lr, momentum, dampening, weight_decay, nesterov, maximize};
         const bool uses_momentum = momentum != 0.0;
         update("sgd", h, params, grads, {{{"momentum_buffers", momentum_buffers, uses_momentum}, {}, {}}},
-               steps, increment, [&](const auto& k) {
+               steps, increment, check_only, [&](const auto& k) {
                  return k.sgd[index_of(weight_decay != 0.0)][index_of(uses_momentum)][index_of(nesterov)];
                });
       },
       py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"), py::arg("steps"),
       py::arg("increment_steps"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
-      py::arg("nesterov"), py::arg("weight_decay"), py::arg("maximize"));
+      py::arg("nesterov"), py::arg("weight_decay"), py::arg("maximize"), py::arg("check_only") = false);
 
   m.def(
       "adagrad",
       [](py::handle params, py::handle grads, py::handle state_sums, py::handle steps, bool increment, double lr,
-         double lr_decay, double weight_decay, double eps, bool maximize) {
+         double lr_decay, double weight_decay, double eps, bool maximize, bool check_only) {
         const AdagradHyper h{lr, lr_decay, weight_decay, eps, maximize};
-        update("adagrad", h, params, grads, {{{"state_sums", state_sums, true}, {}, {}}}, steps, increment,
+        update("adagrad", h, params, grads, {{{"state_sums", state_sums, true}, {}, {}}}, steps, increment, check_only,
                [&](const auto& k) { return k.adagrad[index_of(weight_decay != 0.0)]; });
       },
       py::arg("params"), py::arg("grads"), py::arg("state_sums"), py::arg("steps"), py::arg("increment_steps"),
-      py::arg("lr"), py::arg("lr_decay"), py::arg("weight_decay"), py::arg("eps"), py::arg("maximize"));
+      py::arg("lr"), py::arg("lr_decay"), py::arg("weight_decay"), py::arg("eps"), py::arg("maximize"), py::arg("check_only") = false);
 
   m.def(
       "rmsprop",
       [](py::handle params, py::handle grads, py::handle square_avgs, py::handle momentum_buffers,
          py::handle grad_avgs, py::handle steps, bool increment, double lr, double alpha, double eps,
-         double weight_decay, double momentum, bool centered, bool maximize) {
+         double weight_decay, double momentum, bool centered, bool maximize, bool check_only) {
         const RmspropHyper h{lr, alpha, eps, weight_decay, momentum, centered, maximize};
         const bool uses_momentum = momentum > 0.0;
         update("rmsprop", h, params, grads,
                {{{"square_avgs", square_avgs, true},
                  {"momentum_buffers", momentum_buffers, uses_momentum},
                  {"grad_avgs", grad_avgs, centered}}},
-               steps, increment, [&](const auto& k) {
+               steps, increment, check_only, [&](const auto& k) {
                  return k.rmsprop[index_of(weight_decay != 0.0)][index_of(uses_momentum)][index_of(centered)];
                });
       },
       py::arg("params"), py::arg("grads"), py::arg("square_avgs"), py::arg("momentum_buffers"),
       py::arg("grad_avgs"), py::arg("steps"), py::arg("increment_steps"), py::arg("lr"), py::arg("alpha"),
-      py::arg("eps"), py::arg("weight_decay"), py::arg("momentum"), py::arg("centered"), py::arg("maximize"));
+      py::arg("eps"), py::arg("weight_decay"), py::arg("momentum"), py::arg("centered"), py::arg("maximize"), py::arg("check_only") = false);
 
   m.def(
       "adadelta",
       [](py::handle params, py::handle grads, py::handle square_avgs, py::handle acc_deltas, py::handle steps,
-         bool increment, double lr, double rho, double eps, double weight_decay, bool maximize) {
+         bool increment, double lr, double rho, double eps, double weight_decay, bool maximize,
+         bool check_only) {
         const AdadeltaHyper h{lr, rho, eps, weight_decay, maximize};
         update("adadelta", h, params, grads,
-               {{{"square_avgs", square_avgs, true}, {"acc_deltas", acc_deltas, true}, {}}}, steps, increment,
+               {{{"square_avgs", square_avgs, true}, {"acc_deltas", acc_deltas, true}, {}}}, steps, increment, check_only,
                [&](const auto& k) { return k.adadelta[index_of(weight_decay != 0.0)]; });
       },
       py::arg("params"), py::arg("grads"), py::arg("square_avgs"), py::arg("acc_deltas"), py::arg("steps"),
       py::arg("increment_steps"), py::arg("lr"), py::arg("rho"), py::arg("eps"), py::arg("weight_decay"),
-      py::arg("maximize"));
+      py::arg("maximize"), py::arg("check_only") = false);
 
   m.def(
       "adam",
       [](py::handle params, py::handle grads, py::handle exp_avgs, py::handle exp_avg_sqs,
          py::handle max_exp_avg_sqs, py::handle steps, bool increment, double lr, double beta1, double beta2,
-         double eps, double weight_decay, bool amsgrad, bool maximize, bool decoupled_weight_decay) {
+         double eps, double weight_decay, bool amsgrad, bool maximize, bool decoupled_weight_decay,
+         bool check_only) {
         const AdamHyper h{lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay};
         const WeightDecay decay = weight_decay == 0.0    ? WeightDecay::None
                                   : decoupled_weight_decay ? WeightDecay::Decoupled
@@ -537,13 +544,13 @@ PYBIND11_MODULE(_core, m) {
                {{{"exp_avgs", exp_avgs, true},
                  {"exp_avg_sqs", exp_avg_sqs, true},
                  {"max_exp_avg_sqs", max_exp_avg_sqs, amsgrad}}},
-               steps, increment,
+               steps, increment, check_only,
                [&](const auto& k) { return k.adam[static_cast<int>(decay)][index_of(amsgrad)]; });
       },
       py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"),
       py::arg("max_exp_avg_sqs"), py::arg("steps"), py::arg("increment_steps"), py::arg("lr"), py::arg("beta1"),
       py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("amsgrad"), py::arg("maximize"),
-      py::arg("decoupled_weight_decay"));
+      py::arg("decoupled_weight_decay"), py::arg("check_only") = false);
 
   m.def("grad_norm", &grad_norm, py::arg("grads"), py::arg("norm_type"),
         "Global norm of a list of arrays (None entries skipped), accumulated in double; the same "

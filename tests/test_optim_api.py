@@ -233,23 +233,28 @@ def test_one_core_call_per_group_and_no_per_tensor_work_once_warm(
     calls: list[int] = []
     real_adam = _core.adam
 
-    def counting_adam(*args: Any) -> None:
-        calls.append(len(args[0]))
-        real_adam(*args)
+    checks: list[int] = []
+
+    def counting_adam(*args: Any, check_only: bool = False) -> None:
+        (checks if check_only else calls).append(len(args[0]))
+        real_adam(*args, check_only=check_only)
 
     slow: list[str] = []
     for method in ("_rebuild", "_create_state", "_check_grads"):
         real = getattr(optim.Optimizer, method)
 
-        def spy(self: Any, *args: Any, _real: Any = real, _name: str = method) -> Any:
+        def spy(self: Any, *args: Any, _real: Any = real, _name: str = method, **kw: Any) -> Any:
             slow.append(_name)
-            return _real(self, *args)
+            return _real(self, *args, **kw)
 
         monkeypatch.setattr(optim.Optimizer, method, spy)
     monkeypatch.setattr(_core, "adam", counting_adam)
     for _ in range(3):
         opt.step(grads)
     assert calls == [40, 20] * 3
+    # With two groups, each group's call is first checked by the core without writing, so a bad
+    # gradient in the second group cannot leave the first group updated.
+    assert checks == [40, 20] * 3
     assert slow == []
     assert int(opt.state[params[0]]["step"]) == 4
 

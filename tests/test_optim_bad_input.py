@@ -214,6 +214,8 @@ def _bad_grads(kind: str, params: list[np.ndarray]) -> Any:
         grads[last] = [[0.0, 0.0], [0.0, 0.0]]
     elif kind == "alias":
         grads[last] = params[last]
+    elif kind == "alias-view":
+        grads[last] = params[last].reshape(-1).reshape(params[last].shape)  # a view, not the array
     elif kind == "too-few":
         grads = grads[:-1]
     elif kind == "too-many":
@@ -233,6 +235,7 @@ BAD_GRADS = [
     ("non-contiguous", ValueError, r"gradient for parameter 2 is not C-contiguous"),
     ("list", TypeError, r"gradient for parameter 2 must be a numpy.ndarray or None, got list"),
     ("alias", ValueError, r"gradient for parameter 2 shares memory with its parameter"),
+    ("alias-view", ValueError, r"gradient for parameter 2 shares memory with its parameter"),
     ("too-few", ValueError, r"step\(\) got 2 gradients for 3 parameters"),
     ("too-many", ValueError, r"step\(\) got 4 gradients for 3 parameters"),
     ("none", TypeError, r"step\(\) needs the gradients"),

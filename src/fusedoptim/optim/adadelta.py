@@ -52,6 +52,7 @@ class Adadelta(Optimizer):
         grads: Sequence[np.ndarray | None],
         states: Mapping[str, list[np.ndarray | None]],
         steps: np.ndarray,
+        check_only: bool = False,
     ) -> None:
         _core.adadelta(
             params,
@@ -65,6 +66,7 @@ class Adadelta(Optimizer):
             float(group["eps"]),
             float(group["weight_decay"]),
             bool(group["maximize"]),
+            check_only=check_only,
         )
 
 

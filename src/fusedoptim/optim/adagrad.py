@@ -61,6 +61,7 @@ class Adagrad(Optimizer):
         grads: Sequence[np.ndarray | None],
         states: Mapping[str, list[np.ndarray | None]],
         steps: np.ndarray,
+        check_only: bool = False,
     ) -> None:
         _core.adagrad(
             params,
@@ -73,6 +74,7 @@ class Adagrad(Optimizer):
             float(group["weight_decay"]),
             float(group["eps"]),
             bool(group["maximize"]),
+            check_only=check_only,
         )
 
 

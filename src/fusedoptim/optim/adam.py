@@ -70,6 +70,7 @@ class Adam(Optimizer):
         grads: Sequence[np.ndarray | None],
         states: Mapping[str, list[np.ndarray | None]],
         steps: np.ndarray,
+        check_only: bool = False,
     ) -> None:
         beta1, beta2 = group["betas"]
         amsgrad = bool(group["amsgrad"])
@@ -89,6 +90,7 @@ class Adam(Optimizer):
             amsgrad,
             bool(group["maximize"]),
             bool(group["decoupled_weight_decay"]),
+            check_only=check_only,
         )
 
 

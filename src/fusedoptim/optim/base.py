@@ -39,9 +39,6 @@ __all__ = ["Optimizer"]
 # line of Python per tensor.
 _GET_GRAD = operator.attrgetter("grad")
 _GET_DATA = operator.attrgetter("data")
-_GET_SHAPE = operator.attrgetter("shape")
-_GET_DTYPE = operator.attrgetter("dtype")
-_GET_STRIDES = operator.attrgetter("strides")
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -327,9 +324,6 @@ class _Plan:
         "stop",
         "kinds",
         "buckets",
-        "shapes",
-        "dtypes",
-        "strides",
         "checked",
     )
 
@@ -340,9 +334,6 @@ class _Plan:
     stop: int
     kinds: tuple[str, ...]
     buckets: list[_Bucket]
-    shapes: list[tuple]
-    dtypes: list[np.dtype]
-    strides: list[tuple]
     checked: tuple | None  # the hyperparameter values last checked
 
 
@@ -446,8 +437,12 @@ class Optimizer:
         grads: Sequence[np.ndarray | None],
         states: Mapping[str, list[np.ndarray | None]],
         steps: np.ndarray,
+        check_only: bool = False,
     ) -> None:
-        """Make the one core call that updates ``params`` (and ``states``, ``steps``)."""
+        """Make the one core call that updates ``params`` (and ``states``, ``steps``).
+
+        With ``check_only`` the core checks every argument and writes nothing.
+        """
         raise NotImplementedError
 
     # ---------------------------------------------------------------- public API
@@ -771,9 +766,6 @@ class Optimizer:
             arrays.append(array)
             plan_entries.append(entry)
         plan.arrays = arrays
-        plan.shapes = [array.shape for array in arrays]
-        plan.dtypes = [array.dtype for array in arrays]
-        plan.strides = [array.strides for array in arrays]
 
         # One bucket per dtype, in order of first appearance; usually a single one.
         by_dtype: dict[np.dtype, list[int]] = {}
@@ -925,45 +917,39 @@ class Optimizer:
 
         # The core checks every array of one call before writing any, so a single call needs
         # no checks here. With several calls a bad gradient in a later one must be found before
-        # the first one writes; and creating state is a change too, so it waits for the checks.
+        # the first one writes: the core checks each call without writing (check_only), which
+        # also sees what a Python screen cannot, such as a gradient that is a view of its
+        # parameter. Creating state is a change too, so it waits for the checks.
         calls = sum(len(plan.buckets) for plan in plans)
         for plan, plan_grads in zip(plans, group_grads):
-            missing = any(bucket.missing for bucket in plan.buckets)
-            if missing or (calls > 1 and not self._grads_look_valid(plan, plan_grads)):
+            if any(bucket.missing for bucket in plan.buckets):
                 self._check_grads(plan, plan_grads)
+            elif calls > 1:
+                self._run_buckets(plan, plan_grads, check_only=True)
 
         # Phase 2: apply.
         for plan, plan_grads in zip(plans, group_grads):
-            group = plan.group
-            for bucket in plan.buckets:
-                bucket_grads = plan_grads if bucket.take is None else bucket.take(plan_grads)
-                if bucket.missing:
-                    self._create_state(
-                        group,
-                        bucket,
-                        [j for j, grad in enumerate(bucket_grads) if grad is not None],
-                    )
-                try:
-                    self._update(group, bucket.arrays, bucket_grads, bucket.states, bucket.steps)
-                except (TypeError, ValueError) as error:
-                    # Say which parameter, in the user's numbering, when we can.
-                    self._check_grads(plan, plan_grads, cause=error)
-                    raise
+            self._run_buckets(plan, plan_grads, check_only=False)
 
-    def _grads_look_valid(self, plan: _Plan, grads: Sequence[Any]) -> bool:
-        """C-level screening of a group's gradients (ndarray, shape, dtype, C order, no alias).
-
-        ``False`` sends the group to :meth:`_check_grads`, which either finds the problem and
-        says what it is, or accepts what the screen could not (``None`` entries, say).
-        """
-        if set(map(type, grads)) != {np.ndarray}:
-            return False
-        return (
-            list(map(_GET_SHAPE, grads)) == plan.shapes
-            and list(map(_GET_DTYPE, grads)) == plan.dtypes
-            and list(map(_GET_STRIDES, grads)) == plan.strides
-            and not any(map(operator.is_, grads, plan.arrays))
-        )
+    def _run_buckets(self, plan: _Plan, plan_grads: Sequence[Any], check_only: bool) -> None:
+        """One core call per bucket of the group; state still missing is created first."""
+        group = plan.group
+        for bucket in plan.buckets:
+            bucket_grads = plan_grads if bucket.take is None else bucket.take(plan_grads)
+            if bucket.missing and not check_only:
+                self._create_state(
+                    group,
+                    bucket,
+                    [j for j, grad in enumerate(bucket_grads) if grad is not None],
+                )
+            try:
+                self._update(
+                    group, bucket.arrays, bucket_grads, bucket.states, bucket.steps, check_only
+                )
+            except (TypeError, ValueError) as error:
+                # Say which parameter, in the user's numbering, when we can.
+                self._check_grads(plan, plan_grads, cause=error)
+                raise
 
     def _check_grads(
         self, plan: _Plan, grads: Sequence[Any], cause: BaseException | None = None

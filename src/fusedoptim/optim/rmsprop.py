@@ -67,6 +67,7 @@ class RMSprop(Optimizer):
         grads: Sequence[np.ndarray | None],
         states: Mapping[str, list[np.ndarray | None]],
         steps: np.ndarray,
+        check_only: bool = False,
     ) -> None:
         momentum = group["momentum"]
         centered = bool(group["centered"])
@@ -85,6 +86,7 @@ class RMSprop(Optimizer):
             float(momentum),
             centered,
             bool(group["maximize"]),
+            check_only=check_only,
         )
 
 

@@ -60,6 +60,7 @@ class SGD(Optimizer):
         grads: Sequence[np.ndarray | None],
         states: Mapping[str, list[np.ndarray | None]],
         steps: np.ndarray,
+        check_only: bool = False,
     ) -> None:
         momentum = group["momentum"]
         _core.sgd(
@@ -74,6 +75,7 @@ class SGD(Optimizer):
             bool(group["nesterov"]),
             float(group["weight_decay"]),
             bool(group["maximize"]),
+            check_only=check_only,
         )
 
 
