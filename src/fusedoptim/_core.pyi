@@ -10,27 +10,28 @@ _States = _Arrays | None
 def sgd(
     params: Sequence[np.ndarray], grads: _Arrays, momentum_buffers: _States, steps: np.ndarray,
     increment_steps: bool, lr: float, momentum: float, dampening: float, nesterov: bool,
-    weight_decay: float, maximize: bool,
+    weight_decay: float, maximize: bool, check_only: bool = False,
 ) -> None: ...
 def adagrad(
     params: Sequence[np.ndarray], grads: _Arrays, state_sums: _Arrays, steps: np.ndarray,
     increment_steps: bool, lr: float, lr_decay: float, weight_decay: float, eps: float, maximize: bool,
+    check_only: bool = False,
 ) -> None: ...
 def rmsprop(
     params: Sequence[np.ndarray], grads: _Arrays, square_avgs: _Arrays, momentum_buffers: _States,
     grad_avgs: _States, steps: np.ndarray, increment_steps: bool, lr: float, alpha: float, eps: float,
-    weight_decay: float, momentum: float, centered: bool, maximize: bool,
+    weight_decay: float, momentum: float, centered: bool, maximize: bool, check_only: bool = False,
 ) -> None: ...
 def adadelta(
     params: Sequence[np.ndarray], grads: _Arrays, square_avgs: _Arrays, acc_deltas: _Arrays,
     steps: np.ndarray, increment_steps: bool, lr: float, rho: float, eps: float,
-    weight_decay: float, maximize: bool,
+    weight_decay: float, maximize: bool, check_only: bool = False,
 ) -> None: ...
 def adam(
     params: Sequence[np.ndarray], grads: _Arrays, exp_avgs: _Arrays, exp_avg_sqs: _Arrays,
     max_exp_avg_sqs: _States, steps: np.ndarray, increment_steps: bool, lr: float, beta1: float,
     beta2: float, eps: float, weight_decay: float, amsgrad: bool, maximize: bool,
-    decoupled_weight_decay: bool,
+    decoupled_weight_decay: bool, check_only: bool = False,
 ) -> None: ...
 def grad_norm(grads: _Arrays, norm_type: float) -> float: ...
 def scale_(arrays: _Arrays, factor: float) -> None: ...
