@@ -8,7 +8,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <array>
+#include <limits>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -156,6 +158,103 @@ Span span_of(const py::array& a) {
   return {proxy->data, proxy->data + element_count(a) * element_size};
 }
 
+// Refuses overlaps between arrays of different tensors of one call when either array is written:
+// threads would race on the shared bytes, or one tensor's update would read another's result.
+// (Within one tensor, Checker::check_disjoint gives the more specific message first.) Read-only
+// arrays (gradients) may overlap each other. The byte ranges are sorted and swept once. Ranges are
+// kept in one run per list (params, grads, each state); a list's arrays are usually allocated in
+// order, so each run is usually sorted already, and merging the runs costs O(n), where sorting
+// everything would cost more than the update of many small tensors.
+class OverlapChecker {
+ public:
+  static constexpr int kMaxLists = 2 + kMaxStates;
+
+  void add(int list_slot, const Span& span, bool written, const char* list, std::size_t index) {
+    if (span.begin != span.end) runs_[list_slot].push_back({span.begin, span.end, written, list, index});
+  }
+
+  void check(const Checker& check) {
+    std::vector<Range> ranges;
+    std::size_t total = 0;
+    for (const auto& run : runs_) total += run.size();
+    ranges.reserve(total);
+    const auto by_begin = [](const Range& a, const Range& b) { return a.begin < b.begin; };
+    for (auto& run : runs_) {
+      sort_run(run);
+      const auto middle = ranges.insert(ranges.end(), run.begin(), run.end());
+      std::inplace_merge(ranges.begin(), middle, ranges.end(), by_begin);
+    }
+    const Range* reaches_furthest = nullptr;          // of all ranges so far
+    const Range* written_reaches_furthest = nullptr;  // of the written ranges so far
+    for (const Range& range : ranges) {
+      const Range* other = nullptr;
+      if (range.written && reaches_furthest != nullptr && reaches_furthest->end > range.begin)
+        other = reaches_furthest;
+      else if (written_reaches_furthest != nullptr && written_reaches_furthest->end > range.begin)
+        other = written_reaches_furthest;
+      if (other != nullptr) {
+        const bool other_first = other->index < range.index;
+        const Range& later = other_first ? range : *other;
+        const Range& earlier = other_first ? *other : range;
+        check.value_error(std::string(later.list) + "[" + std::to_string(later.index) + "] shares memory with " +
+                          earlier.list + "[" + std::to_string(earlier.index) +
+                          "]; arrays that a call writes must not overlap any other array of the call");
+      }
+      if (reaches_furthest == nullptr || range.end > reaches_furthest->end) reaches_furthest = &range;
+      if (range.written && (written_reaches_furthest == nullptr || range.end > written_reaches_furthest->end))
+        written_reaches_furthest = &range;
+    }
+  }
+
+ private:
+  struct Range {
+    const char* begin;
+    const char* end;
+    bool written;
+    const char* list;
+    std::size_t index;
+  };
+
+  // An optimizer passes the same parameter and state arrays at every step, often in an order
+  // the allocator did not sort, so the order that sorts a run is remembered (a few runs, keyed
+  // by their start addresses; the GIL, held during checks, guards the memo).
+  struct SortMemo {
+    std::vector<const char*> begins;
+    std::vector<std::uint32_t> order;
+  };
+
+  static void sort_run(std::vector<Range>& run) {
+    const auto by_begin = [](const Range& a, const Range& b) { return a.begin < b.begin; };
+    if (std::is_sorted(run.begin(), run.end(), by_begin)) return;
+    static std::array<SortMemo, 16> memos;
+    static std::size_t next_memo = 0;
+    for (const SortMemo& memo : memos) {
+      if (memo.begins.size() != run.size()) continue;
+      bool same = true;
+      for (std::size_t i = 0; same && i < run.size(); ++i) same = memo.begins[i] == run[i].begin;
+      if (!same) continue;
+      std::vector<Range> sorted(run.size());
+      for (std::size_t i = 0; i < run.size(); ++i) sorted[i] = run[memo.order[i]];
+      run.swap(sorted);
+      return;
+    }
+    SortMemo& memo = memos[next_memo++ % memos.size()];
+    memo.begins.resize(run.size());
+    memo.order.resize(run.size());
+    for (std::size_t i = 0; i < run.size(); ++i) {
+      memo.begins[i] = run[i].begin;
+      memo.order[i] = static_cast<std::uint32_t>(i);
+    }
+    std::sort(memo.order.begin(), memo.order.end(),
+              [&](std::uint32_t a, std::uint32_t b) { return run[a].begin < run[b].begin; });
+    std::vector<Range> sorted(run.size());
+    for (std::size_t i = 0; i < run.size(); ++i) sorted[i] = run[memo.order[i]];
+    run.swap(sorted);
+  }
+
+  std::array<std::vector<Range>, kMaxLists> runs_;
+};
+
 // One state list of an optimizer call: its name, the tuple (or None) and whether the options use it.
 struct StateList {
   const char* name;
@@ -197,7 +296,7 @@ UpdatePlan plan_update(const Checker& check, py::handle params_in, py::handle gr
   if (!py::isinstance<py::array>(steps_in))
     check.type_error("steps must be a numpy.ndarray of int64, got " + type_name(steps_in));
   py::array steps = py::reinterpret_borrow<py::array>(steps_in);
-  if (steps.dtype().kind() != 'i' || steps.itemsize() != 8 || steps.ndim() != 1 ||
+  if (steps.dtype().kind() != 'i' || steps.itemsize() != 8 || steps.dtype().byteorder() == '>' || steps.ndim() != 1 ||
       static_cast<std::size_t>(steps.shape(0)) != n ||
       !(steps.flags() & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_) ||
       !(steps.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
@@ -215,6 +314,7 @@ UpdatePlan plan_update(const Checker& check, py::handle params_in, py::handle gr
     if (states[s].used && states[s].name != nullptr) plan.state_slot[plan.states_used++] = s;
   const int per_tensor = 2 + plan.states_used;
   plan.arrays.reserve(n * per_tensor);
+  OverlapChecker overlaps;
   std::array<const char*, 2 + kMaxStates> names{"params", "grads"};
   for (int k = 0; k < plan.states_used; ++k) names[2 + k] = states[plan.state_slot[k]].name;
 
@@ -239,6 +339,9 @@ UpdatePlan plan_update(const Checker& check, py::handle params_in, py::handle gr
       plan.arrays.push_back(state);
     }
     check.check_disjoint(i, names, spans, per_tensor);
+    for (int k = 0; k < per_tensor; ++k) overlaps.add(k, spans[k], k != 1, names[k], i);
+    if (increment && step_data[i] == std::numeric_limits<std::int64_t>::max())
+      check.value_error("steps[" + std::to_string(i) + "] cannot be incremented past the largest int64");
     const std::int64_t step = step_data[i] + (increment ? 1 : 0);
     if (step < 1)
       check.value_error("steps[" + std::to_string(i) + "] is " + std::to_string(step_data[i]) +
@@ -248,6 +351,7 @@ UpdatePlan plan_update(const Checker& check, py::handle params_in, py::handle gr
     plan.step_values.push_back(step);
     plan.extents.push_back({element_count(param), reinterpret_cast<std::uintptr_t>(spans[0].begin)});
   }
+  overlaps.check(check);
   if (increment) plan.steps = steps;
   return plan;
 }
@@ -284,14 +388,16 @@ void update(const char* op, const Hyper& hyper, py::handle params, py::handle gr
   const Checker check(op);
   const UpdatePlan plan = plan_update(check, params, grads, states, steps, increment);
   if (check_only) return;
-  // Everything is valid: from here on the call writes.
+  // Everything is valid: from here on the call writes. The kernels take their steps from the
+  // plan, so the counts are incremented last, once nothing can fail any more.
+  if (!plan.index.empty()) {
+    if (plan.type_num == py::detail::npy_api::NPY_FLOAT_) run_update<float>(plan, hyper, select);
+    else run_update<double>(plan, hyper, select);
+  }
   if (plan.steps) {
     auto* counts = static_cast<std::int64_t*>(py::reinterpret_borrow<py::array>(plan.steps).mutable_data());
     for (std::size_t i : plan.index) counts[i] += 1;
   }
-  if (plan.index.empty()) return;
-  if (plan.type_num == py::detail::npy_api::NPY_FLOAT_) run_update<float>(plan, hyper, select);
-  else run_update<double>(plan, hyper, select);
 }
 
 // ---- Reductions and maps over lists of arrays (gradient clipping, bandwidth probe) -------------
@@ -304,12 +410,15 @@ ArrayListPlan plan_arrays(const char* op, const char* name, py::handle seq, bool
   const Checker check(op);
   py::tuple items = as_tuple(op, name, seq);
   ArrayListPlan plan;
+  OverlapChecker overlaps;
   for (std::size_t i = 0; i < items.size(); ++i) {
     py::handle h = items[i];
     if (h.is_none()) continue;
     int type_num = py::isinstance<py::array>(h) ? py::reinterpret_borrow<py::array>(h).dtype().num() : -1;
     plan.arrays.push_back(check.check(name, i, h, writeable, nullptr, type_num));
+    overlaps.add(0, span_of(plan.arrays.back()), writeable, name, i);
   }
+  overlaps.check(check);
   return plan;
 }
 
@@ -352,12 +461,17 @@ double grad_norm(py::handle grads, double norm_type) {
                        ? kernels<float>().norm[k](data_of<float>(a) + block.begin, block.size, norm_type)
                        : kernels<double>().norm[k](data_of<double>(a) + block.begin, block.size, norm_type);
     };
-    std::int64_t threads = std::min<std::int64_t>(total / kMinElementsPerThread, get_num_threads());
+    const int threads = threads_for(total);
 #if defined(_OPENMP)
     if (threads > 1) {
       const std::int64_t count = static_cast<std::int64_t>(blocks.size());
-#pragma omp parallel for schedule(static) num_threads(static_cast<int>(threads))
-      for (std::int64_t b = 0; b < count; ++b) reduce_block(static_cast<std::size_t>(b));
+      const CallerFloatingPointMode mode;
+#pragma omp parallel num_threads(threads)
+      {
+        const WorkerFloatingPointMode worker(mode);
+#pragma omp for schedule(static)
+        for (std::int64_t b = 0; b < count; ++b) reduce_block(static_cast<std::size_t>(b));
+      }
     } else
 #endif
     {
@@ -572,12 +686,6 @@ PYBIND11_MODULE(_core, m) {
       "a += scalar * b in place, parallel like the optimizer kernels: the read-modify-write pattern of "
       "an optimizer update (bandwidth probe; moves 3 arrays' bytes).");
   m.def("get_num_threads", &get_num_threads, "Threads the kernels use (1 without OpenMP).");
-  m.def(
-      "set_num_threads",
-      [](int n) {
-        if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
-        set_num_threads(n);
-      },
-      py::arg("n"), "Sets the number of threads the kernels use (ignored without OpenMP).");
+  m.def("set_num_threads", &set_num_threads, py::arg("n"), "Sets the number of threads the kernels use (ignored without OpenMP).");
   m.def("build_info", &build_info, "How this extension was built and which kernel variant runs.");
 }

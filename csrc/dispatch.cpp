@@ -15,9 +15,7 @@ std::atomic<int> g_num_threads{1};
 bool cpu_has_avx2() {
 #if defined(FUSEDOPTIM_HAVE_X86_VARIANTS)
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt") &&
-         __builtin_cpu_supports("f16c");
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
   return false;
 #endif

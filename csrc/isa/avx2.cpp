@@ -5,11 +5,10 @@
 
 #if defined(FUSEDOPTIM_HAVE_X86_VARIANTS)
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,bmi,bmi2,popcnt,f16c"))), \
-                             apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx2,fma,bmi,bmi2,popcnt,f16c")
+#pragma GCC target("avx2,fma")
 #endif
 
 namespace {

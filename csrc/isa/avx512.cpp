@@ -4,13 +4,13 @@
 
 #if defined(FUSEDOPTIM_HAVE_X86_VARIANTS)
 #if defined(__clang__)
-#pragma clang attribute push(                                                                   \
-    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx2,fma,bmi,bmi2,"     \
-                          "popcnt,f16c"), min_vector_width(512))),                              \
+#pragma clang attribute push(                                                                  \
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx2,fma"),             \
+                   min_vector_width(512))),                                                    \
     apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx2,fma,bmi,bmi2,popcnt,f16c")
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx2,fma")
 #pragma GCC target("prefer-vector-width=512")
 #endif
 

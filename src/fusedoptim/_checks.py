@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 
 def check_lr(lr: float) -> None:
     _check_real("learning rate", lr)
-    if not 0.0 <= lr:
+    if not 0.0 <= lr < math.inf:
         raise ValueError(f"Invalid learning rate: {lr}")
 
 
@@ -42,11 +44,24 @@ def check_betas(betas: tuple[float, float]) -> None:
             raise ValueError(f"Invalid beta parameter at index {index}: {beta}")
 
 
+# Step counts are int64 in the compiled core; leave room for the increments of a long run.
+MAX_STEP = 2**62
+
+
 def check_step(step: int) -> None:
     if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        raise TypeError(f"step must be an int (the 1-based number of the step being taken), got {step!r}")
-    if step < 1:
-        raise ValueError(f"Invalid step: {step} (steps are 1-based: the first step is 1)")
+        raise TypeError(
+            f"step must be an int (the 1-based number of the step being taken), got {step!r}"
+        )
+    if not 1 <= step <= MAX_STEP:
+        raise ValueError(f"Invalid step: {step} (steps are 1-based and at most 2**62)")
+
+
+def check_flag(name: str, value: object) -> bool:
+    """A boolean option: ``True``/``False`` (or NumPy's), never a truthy string or number."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_nesterov(nesterov: bool, momentum: float, dampening: float) -> None:
@@ -60,3 +75,7 @@ def check_nesterov(nesterov: bool, momentum: float, dampening: float) -> None:
 def _check_real(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
+    try:
+        float(value)
+    except OverflowError:
+        raise ValueError(f"Invalid {name}: {value} does not fit in a float64") from None

@@ -72,10 +72,12 @@ def sgd(
     _checks.check_non_negative("momentum", momentum)
     _checks.check_unit_interval("dampening", dampening, closed=True)
     _checks.check_non_negative("weight_decay", weight_decay)
+    nesterov = _checks.check_flag("nesterov", nesterov)
+    maximize = _checks.check_flag("maximize", maximize)
     _checks.check_nesterov(nesterov, momentum, dampening)
     _core.sgd(
         params, grads, momentum_buffers, _steps(params, step), False,
-        lr, momentum, dampening, bool(nesterov), weight_decay, bool(maximize),
+        lr, momentum, dampening, nesterov, weight_decay, maximize,
     )  # fmt: skip
 
 
@@ -110,9 +112,10 @@ def adagrad(
     _checks.check_non_negative("lr_decay", lr_decay)
     _checks.check_non_negative("weight_decay", weight_decay)
     _checks.check_non_negative("epsilon", eps)
+    maximize = _checks.check_flag("maximize", maximize)
     _core.adagrad(
         params, grads, state_sums, _steps(params, step), False,
-        lr, lr_decay, weight_decay, eps, bool(maximize),
+        lr, lr_decay, weight_decay, eps, maximize,
     )  # fmt: skip
 
 
@@ -155,10 +158,12 @@ def rmsprop(
     _checks.check_non_negative("epsilon", eps)
     _checks.check_non_negative("weight_decay", weight_decay)
     _checks.check_non_negative("momentum", momentum)
+    centered = _checks.check_flag("centered", centered)
+    maximize = _checks.check_flag("maximize", maximize)
     _core.rmsprop(
         params, grads, square_avgs, momentum_buffers, grad_avgs,
         np.ones(len(params), dtype=np.int64), False,
-        lr, alpha, eps, weight_decay, momentum, bool(centered), bool(maximize),
+        lr, alpha, eps, weight_decay, momentum, centered, maximize,
     )  # fmt: skip
 
 
@@ -193,9 +198,10 @@ def adadelta(
     _checks.check_unit_interval("rho", rho, closed=True)
     _checks.check_non_negative("epsilon", eps)
     _checks.check_non_negative("weight_decay", weight_decay)
+    maximize = _checks.check_flag("maximize", maximize)
     _core.adadelta(
         params, grads, square_avgs, acc_deltas, np.ones(len(params), dtype=np.int64), False,
-        lr, rho, eps, weight_decay, bool(maximize),
+        lr, rho, eps, weight_decay, maximize,
     )  # fmt: skip
 
 
@@ -219,9 +225,11 @@ def _adam(
     _checks.check_betas((beta1, beta2))
     _checks.check_non_negative("epsilon", eps)
     _checks.check_non_negative("weight_decay", weight_decay)
+    amsgrad = _checks.check_flag("amsgrad", amsgrad)
+    maximize = _checks.check_flag("maximize", maximize)
     _core.adam(
         params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, _steps(params, step), False,
-        lr, beta1, beta2, eps, weight_decay, bool(amsgrad), bool(maximize), decoupled,
+        lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled,
     )  # fmt: skip
 
 

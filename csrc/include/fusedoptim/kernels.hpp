@@ -1,6 +1,6 @@
 // Kernel declarations shared by the per-ISA kernel objects, the dispatcher and the bindings.
 //
-// A kernel updates one contiguous range [0, n) of one tensor. The driver (runtime.cpp) splits the
+// A kernel updates one contiguous range [0, n) of one tensor. The driver (for_each_range in runtime.hpp) splits the
 // elements of all tensors of a call into one balanced range per thread and calls the kernel for
 // each piece. Hyperparameters arrive as doubles; each kernel derives its per-step scalars (bias
 // corrections, 1 - beta, ...) once per call, in double, and rounds them once to the storage type.

@@ -10,6 +10,10 @@
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
+#if defined(__SSE__) || defined(__x86_64__) || defined(_M_X64)
+#include <xmmintrin.h>
+#define FUSEDOPTIM_HAVE_MXCSR 1
+#endif
 
 namespace fusedoptim {
 
@@ -47,7 +51,8 @@ struct Extent {
 };
 
 // Split point of the concatenated element space, moved forward to the next cache-line boundary
-// of the tensor it falls in, so that no two threads write the same cache line.
+// of the tensor it falls in, so that no two threads write the same cache line of the parameter
+// (state arrays may be aligned differently; sharing a line at a split costs speed, not results).
 struct SplitPoint {
   std::size_t tensor;
   std::int64_t offset;
@@ -72,6 +77,46 @@ inline SplitPoint split_point(const std::vector<Extent>& extents,
   return {lo, offset};
 }
 
+// The number of threads for a call over `total` elements: 1 below kMinElementsPerThread each.
+inline int threads_for(std::int64_t total) {
+  const std::int64_t wanted = total / kMinElementsPerThread;
+  const int available = get_num_threads();
+  return wanted < available ? static_cast<int>(wanted < 1 ? 1 : wanted) : available;
+}
+
+// The caller's floating-point mode (x86 MXCSR: flush-to-zero, denormals-are-zero, rounding),
+// which OpenMP worker threads do not inherit. Libraries (torch.set_flush_denormal, code built
+// with -ffast-math) set it on the calling thread; workers adopt it for the parallel region and
+// restore their own afterwards, so the bits of a result never depend on which thread computed
+// them. The exception flags (the low 6 bits) are left alone.
+struct CallerFloatingPointMode {
+#if defined(FUSEDOPTIM_HAVE_MXCSR)
+  unsigned int control = _mm_getcsr() & ~0x3Fu;
+#endif
+};
+
+class WorkerFloatingPointMode {
+ public:
+  explicit WorkerFloatingPointMode(const CallerFloatingPointMode& caller) {
+#if defined(FUSEDOPTIM_HAVE_MXCSR)
+    saved_ = _mm_getcsr();
+    _mm_setcsr(caller.control | (saved_ & 0x3Fu));
+#else
+    (void)caller;
+#endif
+  }
+  ~WorkerFloatingPointMode() {
+#if defined(FUSEDOPTIM_HAVE_MXCSR)
+    _mm_setcsr((saved_ & ~0x3Fu) | (_mm_getcsr() & 0x3Fu));
+#endif
+  }
+  WorkerFloatingPointMode(const WorkerFloatingPointMode&) = delete;
+  WorkerFloatingPointMode& operator=(const WorkerFloatingPointMode&) = delete;
+
+ private:
+  unsigned int saved_ = 0;
+};
+
 // Calls body(tensor, begin, end) over every element of every tensor, inside one parallel region:
 // the elements of all tensors are split into one contiguous, cache-line-aligned range per thread,
 // so a list of many small tensors costs one thread team, not one per tensor. Small calls run on
@@ -85,16 +130,17 @@ void for_each_range(const std::vector<Extent>& extents, std::size_t element_size
     starts[t] = total;
     total += extents[t].size;
   }
-  std::int64_t threads = total / kMinElementsPerThread;
-  if (threads > get_num_threads()) threads = get_num_threads();
+  const int threads = threads_for(total);
   if (threads <= 1) {
     for (std::size_t t = 0; t < extents.size(); ++t)
       if (extents[t].size > 0) body(t, std::int64_t{0}, extents[t].size);
     return;
   }
 #if defined(_OPENMP)
-#pragma omp parallel num_threads(static_cast<int>(threads))
+  const CallerFloatingPointMode mode;
+#pragma omp parallel num_threads(threads)
   {
+    const WorkerFloatingPointMode worker(mode);
     const std::int64_t team = omp_get_num_threads();
     const std::int64_t me = omp_get_thread_num();
     const SplitPoint first = me == 0 ? SplitPoint{0, 0}
@@ -108,6 +154,9 @@ void for_each_range(const std::vector<Extent>& extents, std::size_t element_size
       if (end > begin) body(t, begin, end);
     }
   }
+#else
+  for (std::size_t t = 0; t < extents.size(); ++t)
+    if (extents[t].size > 0) body(t, std::int64_t{0}, extents[t].size);
 #endif
 }
 

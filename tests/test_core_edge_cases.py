@@ -1,0 +1,146 @@
+"""Edge cases of the compiled core found in review: overlaps across tensors, the caller's
+floating-point mode, the step-count array, and strict option types."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fusedoptim
+from fusedoptim import _core
+from fusedoptim import functional as F
+
+
+@pytest.fixture
+def two_threads() -> object:
+    before = fusedoptim.get_num_threads()
+    fusedoptim.set_num_threads(2)
+    yield
+    fusedoptim.set_num_threads(before)
+
+
+def _snapshot(*arrays: np.ndarray) -> list[bytes]:
+    return [a.tobytes() for a in arrays]
+
+
+@pytest.mark.parametrize(
+    ("grad_index", "message"),
+    [
+        (1, r"grads\[1\] shares memory with params\[0\]"),
+        (0, r"params\[1\] shares memory with grads\[0\]"),
+    ],
+    ids=["grad-is-other-param", "param-is-other-grad"],
+)
+def test_overlap_across_tensors_is_refused_and_changes_nothing(
+    grad_index: int, message: str
+) -> None:
+    params = [np.arange(6.0), np.arange(6.0) + 10]
+    grads = [np.ones(6), np.ones(6)]
+    if grad_index == 1:
+        grads[1] = params[0]  # the second tensor's gradient is the first tensor's parameter
+    else:
+        params[1] = grads[0]  # the second tensor's parameter is the first tensor's gradient
+    buffers = [np.zeros(6), np.zeros(6)]
+    before = _snapshot(*params, *grads, *buffers)
+    with pytest.raises(ValueError, match=message):
+        F.sgd(params, grads, buffers, step=2, lr=0.1, momentum=0.9)
+    assert _snapshot(*params, *grads, *buffers) == before
+
+
+def test_partial_overlap_between_states_of_different_tensors_is_refused() -> None:
+    memory = np.zeros(12)
+    params = [np.zeros(6), np.zeros(6)]
+    grads = [np.ones(6), np.ones(6)]
+    exp_avgs = [memory[0:6], memory[4:10]]  # overlap by two elements
+    exp_avg_sqs = [np.zeros(6), np.zeros(6)]
+    with pytest.raises(ValueError, match=r"exp_avgs\[1\] shares memory with exp_avgs\[0\]"):
+        F.adam(params, grads, exp_avgs, exp_avg_sqs, None, step=1)
+    assert not memory.any() and not params[0].any()
+
+
+def test_gradients_may_share_memory_with_each_other() -> None:
+    grad = np.ones(6)
+    params = [np.zeros(6), np.zeros(6)]
+    F.sgd(params, [grad, grad[:]], None, step=1, lr=0.5)
+    np.testing.assert_array_equal(params[0], -0.5)
+    np.testing.assert_array_equal(params[1], -0.5)
+
+
+def test_clipping_refuses_the_same_gradient_twice() -> None:
+    grad = np.full(4, 3.0)
+    with pytest.raises(ValueError, match=r"shares memory"):
+        fusedoptim.clip_grad_value_([grad, grad], 1.0)
+    np.testing.assert_array_equal(grad, 3.0)
+    with pytest.raises(ValueError, match=r"arrays\[1\] shares memory with arrays\[0\]"):
+        _core.scale_([grad, grad[1:]], 0.5)
+    np.testing.assert_array_equal(grad, 3.0)
+
+
+def test_results_follow_the_callers_flush_to_zero_mode_on_every_thread(two_threads: object) -> None:
+    """Worker threads adopt the calling thread's FTZ/DAZ mode for the call (x86 MXCSR)."""
+    torch = pytest.importorskip("torch")
+    tiny = np.float32(1e-39)  # a float32 denormal
+    n = 1 << 18
+
+    def run(threads: int) -> bytes:
+        fusedoptim.set_num_threads(threads)
+        params = [np.full(n, tiny, dtype=np.float32)]
+        F.sgd(params, [np.full(n, tiny, dtype=np.float32)], None, step=1, lr=0.5)
+        return params[0].tobytes()
+
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormals")
+    try:
+        one, two = run(1), run(2)
+    finally:
+        torch.set_flush_denormal(False)
+    assert one == two
+    assert not np.frombuffer(one, dtype=np.float32).any()  # flushed everywhere: all zeros
+    assert run(2) == run(1) and np.frombuffer(run(2), dtype=np.float32).all()  # mode restored
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        (np.ones(1, dtype=">i8"), r"steps must be a contiguous 1-D int64 array"),
+        (np.ones(1, dtype=np.int32), r"steps must be a contiguous 1-D int64 array"),
+        (np.ones((1, 1), dtype=np.int64), r"steps must be a contiguous 1-D int64 array"),
+        (np.full(1, np.iinfo(np.int64).max), r"cannot be incremented past the largest int64"),
+    ],
+    ids=["big-endian", "int32", "2-d", "overflow"],
+)
+def test_core_refuses_bad_step_arrays(steps: np.ndarray, message: str) -> None:
+    param, grad = np.zeros(3), np.ones(3)
+    before = steps.tobytes()
+    with pytest.raises(ValueError, match=message):
+        _core.sgd([param], [grad], None, steps, True, 0.1, 0.0, 0.0, False, 0.0, False)
+    assert steps.tobytes() == before and not param.any()
+
+
+@pytest.mark.parametrize("value", ["no", 1, None], ids=["string", "int", "None"])
+def test_option_flags_must_be_booleans(value: object) -> None:
+    param = np.zeros(3)
+    with pytest.raises(TypeError, match=r"maximize must be True or False"):
+        F.sgd([param], [np.ones(3)], None, step=1, lr=0.1, maximize=value)  # type: ignore[arg-type]
+    assert not param.any()
+    F.sgd([param], [np.ones(3)], None, step=1, lr=0.1, maximize=np.bool_(True))
+    np.testing.assert_array_equal(param, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"lr": float("inf")}, ValueError, r"Invalid learning rate: inf"),
+        ({"lr": 10**400}, ValueError, r"does not fit in a float64"),
+        ({"step": 2**70}, ValueError, r"Invalid step"),
+    ],
+    ids=["infinite-lr", "huge-int-lr", "huge-step"],
+)
+def test_out_of_range_numbers_are_refused_with_their_name(
+    kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
+    param = np.zeros(3)
+    arguments = {"step": 1, "lr": 0.1, **kwargs}
+    with pytest.raises(error, match=message):
+        F.sgd([param], [np.ones(3)], None, **arguments)  # type: ignore[arg-type]
+    assert not param.any()
