@@ -173,7 +173,16 @@ class OverlapChecker {
     if (span.begin != span.end) runs_[list_slot].push_back({span.begin, span.end, written, list, index});
   }
 
-  void check(const Checker& check) {
+  struct Range {
+    const char* begin;
+    const char* end;
+    bool written;
+    const char* list;
+    std::size_t index;
+  };
+
+  // Throws on an overlap; returns all ranges sorted by address.
+  std::vector<Range> check(const Checker& check) {
     std::vector<Range> ranges;
     std::size_t total = 0;
     for (const auto& run : runs_) total += run.size();
@@ -204,17 +213,10 @@ class OverlapChecker {
       if (range.written && (written_reaches_furthest == nullptr || range.end > written_reaches_furthest->end))
         written_reaches_furthest = &range;
     }
+    return ranges;
   }
 
  private:
-  struct Range {
-    const char* begin;
-    const char* end;
-    bool written;
-    const char* list;
-    std::size_t index;
-  };
-
   // An optimizer passes the same parameter and state arrays at every step, often in an order
   // the allocator did not sort, so the order that sorts a run is remembered (a few runs, keyed
   // by their start addresses; the GIL, held during checks, guards the memo).
@@ -255,150 +257,350 @@ class OverlapChecker {
   std::array<std::vector<Range>, kMaxLists> runs_;
 };
 
-// One state list of an optimizer call: its name, the tuple (or None) and whether the options use it.
-struct StateList {
-  const char* name;
-  py::handle seq;
-  bool used;
-};
+// ---- Optimizer updates ------------------------------------------------------------------------
 
-// The validated arguments of a multi-tensor update, ready for the kernel.
-struct UpdatePlan {
-  int type_num = -1;
-  std::vector<std::size_t> index;         // which tensors have a gradient
-  std::vector<py::array> arrays;          // per active tensor: param, grad, states (kept alive)
-  std::vector<std::int64_t> step_values;  // the step each active tensor takes
-  std::vector<Extent> extents;
-  int states_used = 0;
-  std::array<int, kMaxStates> state_slot{};  // state list -> slot in TensorPointers
-  py::object steps;                           // the step counts to increment, if asked to
-};
-
-UpdatePlan plan_update(const Checker& check, py::handle params_in, py::handle grads_in,
-                       std::array<StateList, kMaxStates> states, py::handle steps_in, bool increment) {
-  const char* op = check.op();
-  py::tuple params = as_tuple(op, "params", params_in);
-  py::tuple grads = as_tuple(op, "grads", grads_in);
-  const std::size_t n = params.size();
-  if (grads.size() != n)
-    check.value_error("grads has " + std::to_string(grads.size()) + " entries but params has " +
-                      std::to_string(n));
-  std::array<py::tuple, kMaxStates> state_tuples;
-  for (int s = 0; s < kMaxStates; ++s) {
-    if (!states[s].used || states[s].name == nullptr) continue;
-    if (states[s].seq.is_none())
-      check.value_error(std::string(states[s].name) + " is None but the chosen options need it");
-    state_tuples[s] = as_tuple(op, states[s].name, states[s].seq);
-    if (state_tuples[s].size() != n)
-      check.value_error(std::string(states[s].name) + " has " + std::to_string(state_tuples[s].size()) +
-                        " entries but params has " + std::to_string(n));
+// What distinguishes one algorithm in the bindings: the names of its state lists, which of them
+// its options use, and the kernel instantiation its options select.
+struct SgdSpec {
+  static constexpr const char* kName = "sgd";
+  static constexpr std::array<const char*, kMaxStates> kStates{"momentum_buffers", nullptr, nullptr};
+  SgdHyper hyper;
+  std::array<bool, kMaxStates> uses() const { return {hyper.momentum != 0.0, false, false}; }
+  template <class K>
+  auto kernel(const K& k) const {
+    return k.sgd[hyper.weight_decay != 0.0][hyper.momentum != 0.0][hyper.nesterov];
   }
-  if (!py::isinstance<py::array>(steps_in))
-    check.type_error("steps must be a numpy.ndarray of int64, got " + type_name(steps_in));
-  py::array steps = py::reinterpret_borrow<py::array>(steps_in);
-  if (steps.dtype().kind() != 'i' || steps.itemsize() != 8 || steps.dtype().byteorder() == '>' || steps.ndim() != 1 ||
-      static_cast<std::size_t>(steps.shape(0)) != n ||
-      !(steps.flags() & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_) ||
-      !(steps.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
-    check.value_error("steps must be a contiguous 1-D int64 array with one entry per parameter (" +
-                      std::to_string(n) + ")");
-  if (increment && !(steps.flags() & py::detail::npy_api::NPY_ARRAY_WRITEABLE_))
-    check.value_error("steps is read-only but increment_steps is True");
-  const auto* step_data = static_cast<const std::int64_t*>(steps.data());
+};
+struct AdagradSpec {
+  static constexpr const char* kName = "adagrad";
+  static constexpr std::array<const char*, kMaxStates> kStates{"state_sums", nullptr, nullptr};
+  AdagradHyper hyper;
+  std::array<bool, kMaxStates> uses() const { return {true, false, false}; }
+  template <class K>
+  auto kernel(const K& k) const {
+    return k.adagrad[hyper.weight_decay != 0.0];
+  }
+};
+struct RmspropSpec {
+  static constexpr const char* kName = "rmsprop";
+  static constexpr std::array<const char*, kMaxStates> kStates{"square_avgs", "momentum_buffers", "grad_avgs"};
+  RmspropHyper hyper;
+  std::array<bool, kMaxStates> uses() const { return {true, hyper.momentum > 0.0, hyper.centered}; }
+  template <class K>
+  auto kernel(const K& k) const {
+    return k.rmsprop[hyper.weight_decay != 0.0][hyper.momentum > 0.0][hyper.centered];
+  }
+};
+struct AdadeltaSpec {
+  static constexpr const char* kName = "adadelta";
+  static constexpr std::array<const char*, kMaxStates> kStates{"square_avgs", "acc_deltas", nullptr};
+  AdadeltaHyper hyper;
+  std::array<bool, kMaxStates> uses() const { return {true, true, false}; }
+  template <class K>
+  auto kernel(const K& k) const {
+    return k.adadelta[hyper.weight_decay != 0.0];
+  }
+};
+struct AdamSpec {
+  static constexpr const char* kName = "adam";
+  static constexpr std::array<const char*, kMaxStates> kStates{"exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"};
+  AdamHyper hyper;
+  std::array<bool, kMaxStates> uses() const { return {true, true, hyper.amsgrad}; }
+  template <class K>
+  auto kernel(const K& k) const {
+    const WeightDecay decay = hyper.weight_decay == 0.0      ? WeightDecay::None
+                              : hyper.decoupled_weight_decay ? WeightDecay::Decoupled
+                                                             : WeightDecay::L2;
+    return k.adam[static_cast<int>(decay)][hyper.amsgrad];
+  }
+};
 
-  UpdatePlan plan;
-  plan.index.reserve(n);
-  plan.step_values.reserve(n);
-  plan.extents.reserve(n);
-  for (int s = 0; s < kMaxStates; ++s)
-    if (states[s].used && states[s].name != nullptr) plan.state_slot[plan.states_used++] = s;
-  const int per_tensor = 2 + plan.states_used;
-  plan.arrays.reserve(n * per_tensor);
-  OverlapChecker overlaps;
-  std::array<const char*, 2 + kMaxStates> names{"params", "grads"};
-  for (int k = 0; k < plan.states_used; ++k) names[2 + k] = states[plan.state_slot[k]].name;
+// The per-tensor step counts of a call: a 1-D int64 array, incremented after the update when
+// asked to (then the step taken is the count + 1), else holding the 1-based step being taken.
+class Steps {
+ public:
+  Steps(const Checker& check, py::handle steps_in, std::size_t n, bool increment)
+      : check_(check), increment_(increment) {
+    if (!py::isinstance<py::array>(steps_in))
+      check.type_error("steps must be a numpy.ndarray of int64, got " + type_name(steps_in));
+    array_ = py::reinterpret_borrow<py::array>(steps_in);
+    const int flags = array_.flags();
+    if (array_.dtype().kind() != 'i' || array_.itemsize() != 8 || array_.dtype().byteorder() == '>' ||
+        array_.ndim() != 1 || static_cast<std::size_t>(array_.shape(0)) != n ||
+        !(flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_) || !(flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+      check.value_error("steps must be a contiguous 1-D int64 array with one entry per parameter (" +
+                        std::to_string(n) + ")");
+    if (increment && !(flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_))
+      check.value_error("steps is read-only but increment_steps is True");
+    data_ = static_cast<const std::int64_t*>(array_.data());
+  }
 
-  for (std::size_t i = 0; i < n; ++i) {
-    py::handle g = grads[i];
-    if (g.is_none()) continue;
-    if (plan.type_num < 0) {
-      py::handle p0 = params[i];
-      if (py::isinstance<py::array>(p0)) plan.type_num = py::reinterpret_borrow<py::array>(p0).dtype().num();
-    }
-    py::array param = check.check("params", i, params[i], true, nullptr, plan.type_num);
-    std::array<Span, 2 + kMaxStates> spans{};
-    spans[0] = span_of(param);
-    plan.arrays.push_back(param);
-    py::array grad = check.check("grads", i, g, false, &param, plan.type_num);
-    spans[1] = span_of(grad);
-    plan.arrays.push_back(grad);
-    for (int k = 0; k < plan.states_used; ++k) {
-      const int s = plan.state_slot[k];
-      py::array state = check.check(states[s].name, i, state_tuples[s][i], true, &param, plan.type_num);
-      spans[2 + k] = span_of(state);
-      plan.arrays.push_back(state);
-    }
-    check.check_disjoint(i, names, spans, per_tensor);
-    for (int k = 0; k < per_tensor; ++k) overlaps.add(k, spans[k], k != 1, names[k], i);
-    if (increment && step_data[i] == std::numeric_limits<std::int64_t>::max())
-      check.value_error("steps[" + std::to_string(i) + "] cannot be incremented past the largest int64");
-    const std::int64_t step = step_data[i] + (increment ? 1 : 0);
+  // The step tensor i takes, checked.
+  std::int64_t taken(std::size_t i) const {
+    const std::string where = "steps[" + std::to_string(i) + "]";
+    if (increment_ && data_[i] == std::numeric_limits<std::int64_t>::max())
+      check_.value_error(where + " cannot be incremented past the largest int64");
+    const std::int64_t step = data_[i] + (increment_ ? 1 : 0);
     if (step < 1)
-      check.value_error("steps[" + std::to_string(i) + "] is " + std::to_string(step_data[i]) +
-                        (increment ? "; step counts cannot be negative"
-                                   : "; the step being taken must be >= 1 (steps are 1-based)"));
-    plan.index.push_back(i);
-    plan.step_values.push_back(step);
-    plan.extents.push_back({element_count(param), reinterpret_cast<std::uintptr_t>(spans[0].begin)});
+      check_.value_error(where + " is " + std::to_string(data_[i]) +
+                         (increment_ ? "; step counts cannot be negative"
+                                     : "; the step being taken must be >= 1 (steps are 1-based)"));
+    return step;
   }
-  overlaps.check(check);
-  if (increment) plan.steps = steps;
-  return plan;
-}
 
-template <class T, class Hyper, class Select>
-void run_update(const UpdatePlan& plan, const Hyper& hyper, Select&& select) {
-  const UpdateFn<T, Hyper> fn = select(kernels<T>());
-  const int per_tensor = 2 + plan.states_used;
-  std::vector<TensorPointers<T>> tensors(plan.index.size());
-  for (std::size_t t = 0; t < tensors.size(); ++t) {
-    const py::array* a = &plan.arrays[t * per_tensor];
-    T* state[kMaxStates] = {nullptr, nullptr, nullptr};
-    for (int k = 0; k < plan.states_used; ++k)
-      state[plan.state_slot[k]] = static_cast<T*>(const_cast<void*>(a[2 + k].data()));
-    tensors[t] = {static_cast<T*>(const_cast<void*>(a[0].data())), static_cast<const T*>(a[1].data()),
-                  state[0], state[1], state[2]};
+  // Called once the update is done: nothing can fail any more.
+  void commit(const std::vector<std::size_t>& updated) {
+    if (!increment_) return;
+    auto* counts = static_cast<std::int64_t*>(array_.mutable_data());
+    for (std::size_t i : updated) counts[i] += 1;
   }
+
+ private:
+  const Checker& check_;
+  bool increment_;
+  py::array array_;
+  const std::int64_t* data_ = nullptr;
+};
+
+// The tensors of a call that have a gradient, as raw pointers, ready for the kernels. The arrays
+// are kept alive by whoever built the launch (argument tuples, or a Plan).
+struct Launch {
+  int type_num = -1;
+  std::vector<std::size_t> index;  // which tensors of the call are updated
+  std::vector<std::array<char*, 2 + kMaxStates>> pointers;  // param, grad, then the state slots
+  std::vector<std::int64_t> step_values;
+  std::vector<Extent> extents;
+
+  void reserve(std::size_t n) {
+    index.reserve(n);
+    pointers.reserve(n);
+    step_values.reserve(n);
+    extents.reserve(n);
+  }
+  void add(std::size_t i, const std::array<char*, 2 + kMaxStates>& p, std::int64_t step, std::int64_t size) {
+    index.push_back(i);
+    pointers.push_back(p);
+    step_values.push_back(step);
+    extents.push_back({size, reinterpret_cast<std::uintptr_t>(p[0])});
+  }
+};
+
+template <class T, class Spec>
+void run_launch(const Launch& launch, const Spec& spec) {
+  const UpdateFn<T, decltype(spec.hyper)> fn = spec.kernel(kernels<T>());
   py::gil_scoped_release release;
-  for_each_range(plan.extents, sizeof(T), [&](std::size_t t, std::int64_t begin, std::int64_t end) {
-    const TensorPointers<T>& base = tensors[t];
-    const TensorPointers<T> piece{base.param + begin, base.grad + begin,
-                                  base.state0 ? base.state0 + begin : nullptr,
-                                  base.state1 ? base.state1 + begin : nullptr,
-                                  base.state2 ? base.state2 + begin : nullptr};
-    fn(hyper, plan.step_values[t], piece, end - begin);
+  for_each_range(launch.extents, sizeof(T), [&](std::size_t t, std::int64_t begin, std::int64_t end) {
+    const auto& p = launch.pointers[t];
+    const auto at = [begin](char* base) { return base != nullptr ? reinterpret_cast<T*>(base) + begin : nullptr; };
+    const TensorPointers<T> piece{at(p[0]), at(p[1]), at(p[2]), at(p[3]), at(p[4])};
+    fn(spec.hyper, launch.step_values[t], piece, end - begin);
   });
 }
 
-// Checks every argument, then (unless check_only) increments the step counts and updates.
-template <class Hyper, class Select>
-void update(const char* op, const Hyper& hyper, py::handle params, py::handle grads,
-            std::array<StateList, kMaxStates> states, py::handle steps, bool increment, bool check_only,
-            Select&& select) {
-  const Checker check(op);
-  const UpdatePlan plan = plan_update(check, params, grads, states, steps, increment);
-  if (check_only) return;
-  // Everything is valid: from here on the call writes. The kernels take their steps from the
-  // plan, so the counts are incremented last, once nothing can fail any more.
-  if (!plan.index.empty()) {
-    if (plan.type_num == py::detail::npy_api::NPY_FLOAT_) run_update<float>(plan, hyper, select);
-    else run_update<double>(plan, hyper, select);
-  }
-  if (plan.steps) {
-    auto* counts = static_cast<std::int64_t*>(py::reinterpret_borrow<py::array>(plan.steps).mutable_data());
-    for (std::size_t i : plan.index) counts[i] += 1;
-  }
+template <class Spec>
+void run_launch(const Launch& launch, const Spec& spec) {
+  if (launch.index.empty()) return;
+  if (launch.type_num == py::detail::npy_api::NPY_FLOAT_) run_launch<float>(launch, spec);
+  else run_launch<double>(launch, spec);
 }
+
+// A multi-tensor update from argument lists: checks every argument, then (unless check_only)
+// updates and increments the step counts.
+template <class Spec>
+void update(const Spec& spec, py::handle params_in, py::handle grads_in,
+            const std::array<py::handle, kMaxStates>& states_in, py::handle steps_in, bool increment,
+            bool check_only) {
+  const Checker check(Spec::kName);
+  const py::tuple params = as_tuple(Spec::kName, "params", params_in);
+  const py::tuple grads = as_tuple(Spec::kName, "grads", grads_in);
+  const std::size_t n = params.size();
+  if (grads.size() != n)
+    check.value_error("grads has " + std::to_string(grads.size()) + " entries but params has " + std::to_string(n));
+  const std::array<bool, kMaxStates> uses = spec.uses();
+  std::array<py::tuple, kMaxStates> states;
+  for (int s = 0; s < kMaxStates; ++s) {
+    if (!uses[s]) continue;
+    const char* name = Spec::kStates[s];
+    if (states_in[s].is_none()) check.value_error(std::string(name) + " is None but the chosen options need it");
+    states[s] = as_tuple(Spec::kName, name, states_in[s]);
+    if (states[s].size() != n)
+      check.value_error(std::string(name) + " has " + std::to_string(states[s].size()) +
+                        " entries but params has " + std::to_string(n));
+  }
+  Steps steps(check, steps_in, n, increment);
+
+  Launch launch;
+  launch.reserve(n);
+  OverlapChecker overlaps;
+  std::array<const char*, 2 + kMaxStates> names{"params", "grads"};
+  int per_tensor = 2;
+  std::array<int, kMaxStates> slot_of{};  // position in `names` -> state slot
+  for (int s = 0; s < kMaxStates; ++s)
+    if (uses[s]) {
+      slot_of[per_tensor - 2] = s;
+      names[per_tensor++] = Spec::kStates[s];
+    }
+  for (std::size_t i = 0; i < n; ++i) {
+    const py::handle g = grads[i];
+    if (g.is_none()) continue;
+    if (launch.type_num < 0 && py::isinstance<py::array>(params[i]))
+      launch.type_num = py::reinterpret_borrow<py::array>(params[i]).dtype().num();
+    const py::array param = check.check("params", i, params[i], true, nullptr, launch.type_num);
+    const py::array grad = check.check("grads", i, g, false, &param, launch.type_num);
+    std::array<Span, 2 + kMaxStates> spans{span_of(param), span_of(grad)};
+    std::array<char*, 2 + kMaxStates> pointers{const_cast<char*>(spans[0].begin), const_cast<char*>(spans[1].begin)};
+    for (int k = 2; k < per_tensor; ++k) {
+      const int s = slot_of[k - 2];
+      const py::array state = check.check(names[k], i, states[s][i], true, &param, launch.type_num);
+      spans[k] = span_of(state);
+      pointers[2 + s] = const_cast<char*>(spans[k].begin);
+    }
+    check.check_disjoint(i, names, spans, per_tensor);
+    for (int k = 0; k < per_tensor; ++k) overlaps.add(k, spans[k], k != 1, names[k], i);
+    launch.add(i, pointers, steps.taken(i), element_count(param));
+  }
+  overlaps.check(check);
+  if (check_only) return;
+  run_launch(launch, spec);
+  steps.commit(launch.index);
+}
+
+// A persistent plan: the parameters and state arrays of one group, checked once, so that each
+// step checks only the gradients. Gradients may be arrays or, for callers that hold other
+// buffers (PyTorch tensors), integer addresses of contiguous buffers shaped like the parameter;
+// the caller vouches for their size and dtype and keeps them alive during the call.
+class Plan {
+ public:
+  Plan(const std::string& algorithm, py::handle params_in, py::handle states_in)
+      : algorithm_(known_name(algorithm)), check_(algorithm_) {
+    if (algorithm == SgdSpec::kName) state_names_ = SgdSpec::kStates;
+    else if (algorithm == AdagradSpec::kName) state_names_ = AdagradSpec::kStates;
+    else if (algorithm == RmspropSpec::kName) state_names_ = RmspropSpec::kStates;
+    else if (algorithm == AdadeltaSpec::kName) state_names_ = AdadeltaSpec::kStates;
+    else state_names_ = AdamSpec::kStates;
+    params_ = as_tuple(check_.op(), "params", params_in);
+    const py::tuple state_lists = as_tuple(check_.op(), "states", states_in);
+    if (state_lists.size() > static_cast<std::size_t>(kMaxStates))
+      check_.value_error("states has more than " + std::to_string(kMaxStates) + " lists");
+    const std::size_t n = params_.size();
+    for (std::size_t s = 0; s < state_lists.size(); ++s) {
+      if (state_lists[s].is_none()) continue;
+      if (state_names_[s] == nullptr) check_.value_error("states[" + std::to_string(s) + "] must be None for " + algorithm_);
+      const char* name = state_names_[s];
+      states_[s] = as_tuple(check_.op(), name, state_lists[s]);
+      has_state_[s] = true;
+      if (states_[s].size() != n)
+        check_.value_error(std::string(name) + " has " + std::to_string(states_[s].size()) +
+                           " entries but params has " + std::to_string(n));
+    }
+    OverlapChecker overlaps;
+    arrays_.reserve(n);
+    tensors_.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (type_num_ < 0 && py::isinstance<py::array>(params_[i]))
+        type_num_ = py::reinterpret_borrow<py::array>(params_[i]).dtype().num();
+      const py::array param = check_.check("params", i, params_[i], true, nullptr, type_num_);
+      Tensor tensor{};
+      const Span param_span = span_of(param);
+      tensor.param = const_cast<char*>(param_span.begin);
+      tensor.size = element_count(param);
+      overlaps.add(0, param_span, true, "params", i);
+      for (int s = 0; s < kMaxStates; ++s) {
+        if (!has_state_[s] || states_[s][i].is_none()) continue;
+        const py::array state = check_.check(state_names_[s], i, states_[s][i], true, &param, type_num_);
+        const Span span = span_of(state);
+        tensor.state[s] = const_cast<char*>(span.begin);
+        overlaps.add(1 + s, span, true, state_names_[s], i);
+      }
+      arrays_.push_back(param);
+      tensors_.push_back(tensor);
+    }
+    written_ = overlaps.check(check_);
+  }
+
+  std::size_t size() const { return tensors_.size(); }
+  const char* algorithm() const { return algorithm_; }
+
+  template <class Spec>
+  void run(const Spec& spec, py::handle grads_in, py::handle steps_in, bool increment, bool check_only) const {
+    if (std::string(algorithm_) != Spec::kName)
+      check_.value_error(std::string("this plan was made for ") + algorithm_ + ", not " + Spec::kName);
+    const py::tuple grads = as_tuple(check_.op(), "grads", grads_in);
+    const std::size_t n = tensors_.size();
+    if (grads.size() != n)
+      check_.value_error("grads has " + std::to_string(grads.size()) + " entries but the plan has " + std::to_string(n) +
+                         " parameters");
+    Steps steps(check_, steps_in, n, increment);
+    const std::array<bool, kMaxStates> uses = spec.uses();
+    const std::int64_t element_size = type_num_ == py::detail::npy_api::NPY_FLOAT_ ? 4 : 8;
+    Launch launch;
+    launch.type_num = type_num_;
+    launch.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const py::handle g = grads[i];
+      if (g.is_none()) continue;
+      const Tensor& tensor = tensors_[i];
+      Span grad;
+      if (PyLong_Check(g.ptr())) {
+        const auto address = g.cast<std::uintptr_t>();
+        if (address % static_cast<std::uintptr_t>(element_size) != 0)
+          check_.value_error("grads[" + std::to_string(i) + "] is an address not aligned to the element size");
+        grad = {reinterpret_cast<const char*>(address),
+                reinterpret_cast<const char*>(address) + tensor.size * element_size};
+      } else {
+        grad = span_of(check_.check("grads", i, g, false, &arrays_[i], type_num_));
+      }
+      check_gradient_overlap(i, grad);
+      std::array<char*, 2 + kMaxStates> pointers{tensor.param, const_cast<char*>(grad.begin)};
+      for (int s = 0; s < kMaxStates; ++s) {
+        if (!uses[s]) continue;
+        if (tensor.state[s] == nullptr)
+          check_.value_error(std::string(Spec::kStates[s]) + "[" + std::to_string(i) +
+                             "] is None but the chosen options need it for a parameter with a gradient");
+        pointers[2 + s] = tensor.state[s];
+      }
+      launch.add(i, pointers, steps.taken(i), tensor.size);
+    }
+    if (check_only) return;
+    run_launch(launch, spec);
+    steps.commit(launch.index);
+  }
+
+ private:
+  static const char* known_name(const std::string& algorithm) {
+    for (const char* name : {SgdSpec::kName, AdagradSpec::kName, RmspropSpec::kName, AdadeltaSpec::kName, AdamSpec::kName})
+      if (algorithm == name) return name;
+    throw py::value_error("Plan: unknown algorithm '" + algorithm + "' (sgd, adagrad, rmsprop, adadelta, adam)");
+  }
+
+  struct Tensor {
+    char* param;
+    std::array<char*, kMaxStates> state;
+    std::int64_t size;
+  };
+
+  // A gradient must not overlap any array the update writes. The written ranges are sorted and
+  // disjoint, so the only candidate is the first one that ends after the gradient begins.
+  void check_gradient_overlap(std::size_t i, const Span& grad) const {
+    if (grad.begin == grad.end) return;
+    const auto it = std::lower_bound(written_.begin(), written_.end(), grad.begin,
+                                     [](const OverlapChecker::Range& r, const char* p) { return r.end <= p; });
+    if (it != written_.end() && it->begin < grad.end)
+      check_.value_error("grads[" + std::to_string(i) + "] shares memory with " + it->list + "[" +
+                         std::to_string(it->index) + "]; a gradient must not overlap any array the update writes");
+  }
+
+  const char* algorithm_;
+  Checker check_;
+  std::array<const char*, kMaxStates> state_names_{};
+  py::tuple params_;
+  std::array<py::tuple, kMaxStates> states_;
+  std::array<bool, kMaxStates> has_state_{};
+  std::vector<py::array> arrays_;
+  std::vector<Tensor> tensors_;
+  std::vector<OverlapChecker::Range> written_;
+  int type_num_ = -1;
+};
 
 // ---- Reductions and maps over lists of arrays (gradient clipping, bandwidth probe) -------------
 
@@ -577,72 +779,107 @@ py::dict build_info() {
   return info;
 }
 
-int index_of(bool flag) { return flag ? 1 : 0; }
-
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fusedoptim's compiled kernels. Use fusedoptim.functional or the optimizer classes.";
   init_dispatch();
 
+  // The update functions, in place, over lists of arrays; see fusedoptim.functional for the rules.
+  // Each is bound twice: as a module function taking the parameter and state lists, and as a
+  // method of Plan, whose parameters and state were checked when it was made.
+  py::class_<Plan>(m, "Plan",
+                   "The parameters and state arrays of one param group, checked once; each step then checks "
+                   "only the gradients (arrays, or integer addresses of contiguous buffers shaped like the "
+                   "parameters, which the caller keeps alive).")
+      .def(py::init<const std::string&, py::handle, py::handle>(), py::arg("algorithm"), py::arg("params"),
+           py::arg("states"))
+      .def("__len__", &Plan::size)
+      .def_property_readonly("algorithm", &Plan::algorithm);
+  auto plan = py::reinterpret_borrow<py::class_<Plan>>(m.attr("Plan"));
+
   m.def(
       "sgd",
       [](py::handle params, py::handle grads, py::handle momentum_buffers, py::handle steps, bool increment,
-         double lr, double momentum, double dampening, bool nesterov, double weight_decay, bool maximize, bool check_only) {
-        const SgdHyper h{lr, momentum, dampening, weight_decay, nesterov, maximize};
-        const bool uses_momentum = momentum != 0.0;
-        update("sgd", h, params, grads, {{{"momentum_buffers", momentum_buffers, uses_momentum}, {}, {}}},
-               steps, increment, check_only, [&](const auto& k) {
-                 return k.sgd[index_of(weight_decay != 0.0)][index_of(uses_momentum)][index_of(nesterov)];
-               });
+         double lr, double momentum, double dampening, bool nesterov, double weight_decay, bool maximize,
+         bool check_only) {
+        update(SgdSpec{{lr, momentum, dampening, weight_decay, nesterov, maximize}}, params, grads,
+               {momentum_buffers, py::none(), py::none()}, steps, increment, check_only);
       },
       py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"), py::arg("steps"),
       py::arg("increment_steps"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
       py::arg("nesterov"), py::arg("weight_decay"), py::arg("maximize"), py::arg("check_only") = false);
+  plan.def(
+      "sgd",
+      [](const Plan& self, py::handle grads, py::handle steps, bool increment, double lr, double momentum,
+         double dampening, bool nesterov, double weight_decay, bool maximize, bool check_only) {
+        self.run(SgdSpec{{lr, momentum, dampening, weight_decay, nesterov, maximize}}, grads, steps, increment,
+                 check_only);
+      },
+      py::arg("grads"), py::arg("steps"), py::arg("increment_steps"), py::arg("lr"), py::arg("momentum"),
+      py::arg("dampening"), py::arg("nesterov"), py::arg("weight_decay"), py::arg("maximize"),
+      py::arg("check_only") = false);
 
   m.def(
       "adagrad",
       [](py::handle params, py::handle grads, py::handle state_sums, py::handle steps, bool increment, double lr,
          double lr_decay, double weight_decay, double eps, bool maximize, bool check_only) {
-        const AdagradHyper h{lr, lr_decay, weight_decay, eps, maximize};
-        update("adagrad", h, params, grads, {{{"state_sums", state_sums, true}, {}, {}}}, steps, increment, check_only,
-               [&](const auto& k) { return k.adagrad[index_of(weight_decay != 0.0)]; });
+        update(AdagradSpec{{lr, lr_decay, weight_decay, eps, maximize}}, params, grads,
+               {state_sums, py::none(), py::none()}, steps, increment, check_only);
       },
       py::arg("params"), py::arg("grads"), py::arg("state_sums"), py::arg("steps"), py::arg("increment_steps"),
-      py::arg("lr"), py::arg("lr_decay"), py::arg("weight_decay"), py::arg("eps"), py::arg("maximize"), py::arg("check_only") = false);
+      py::arg("lr"), py::arg("lr_decay"), py::arg("weight_decay"), py::arg("eps"), py::arg("maximize"),
+      py::arg("check_only") = false);
+  plan.def(
+      "adagrad",
+      [](const Plan& self, py::handle grads, py::handle steps, bool increment, double lr, double lr_decay,
+         double weight_decay, double eps, bool maximize, bool check_only) {
+        self.run(AdagradSpec{{lr, lr_decay, weight_decay, eps, maximize}}, grads, steps, increment, check_only);
+      },
+      py::arg("grads"), py::arg("steps"), py::arg("increment_steps"), py::arg("lr"), py::arg("lr_decay"),
+      py::arg("weight_decay"), py::arg("eps"), py::arg("maximize"), py::arg("check_only") = false);
 
   m.def(
       "rmsprop",
       [](py::handle params, py::handle grads, py::handle square_avgs, py::handle momentum_buffers,
          py::handle grad_avgs, py::handle steps, bool increment, double lr, double alpha, double eps,
          double weight_decay, double momentum, bool centered, bool maximize, bool check_only) {
-        const RmspropHyper h{lr, alpha, eps, weight_decay, momentum, centered, maximize};
-        const bool uses_momentum = momentum > 0.0;
-        update("rmsprop", h, params, grads,
-               {{{"square_avgs", square_avgs, true},
-                 {"momentum_buffers", momentum_buffers, uses_momentum},
-                 {"grad_avgs", grad_avgs, centered}}},
-               steps, increment, check_only, [&](const auto& k) {
-                 return k.rmsprop[index_of(weight_decay != 0.0)][index_of(uses_momentum)][index_of(centered)];
-               });
+        update(RmspropSpec{{lr, alpha, eps, weight_decay, momentum, centered, maximize}}, params, grads,
+               {square_avgs, momentum_buffers, grad_avgs}, steps, increment, check_only);
       },
       py::arg("params"), py::arg("grads"), py::arg("square_avgs"), py::arg("momentum_buffers"),
       py::arg("grad_avgs"), py::arg("steps"), py::arg("increment_steps"), py::arg("lr"), py::arg("alpha"),
-      py::arg("eps"), py::arg("weight_decay"), py::arg("momentum"), py::arg("centered"), py::arg("maximize"), py::arg("check_only") = false);
+      py::arg("eps"), py::arg("weight_decay"), py::arg("momentum"), py::arg("centered"), py::arg("maximize"),
+      py::arg("check_only") = false);
+  plan.def(
+      "rmsprop",
+      [](const Plan& self, py::handle grads, py::handle steps, bool increment, double lr, double alpha, double eps,
+         double weight_decay, double momentum, bool centered, bool maximize, bool check_only) {
+        self.run(RmspropSpec{{lr, alpha, eps, weight_decay, momentum, centered, maximize}}, grads, steps,
+                 increment, check_only);
+      },
+      py::arg("grads"), py::arg("steps"), py::arg("increment_steps"), py::arg("lr"), py::arg("alpha"),
+      py::arg("eps"), py::arg("weight_decay"), py::arg("momentum"), py::arg("centered"), py::arg("maximize"),
+      py::arg("check_only") = false);
 
   m.def(
       "adadelta",
       [](py::handle params, py::handle grads, py::handle square_avgs, py::handle acc_deltas, py::handle steps,
-         bool increment, double lr, double rho, double eps, double weight_decay, bool maximize,
-         bool check_only) {
-        const AdadeltaHyper h{lr, rho, eps, weight_decay, maximize};
-        update("adadelta", h, params, grads,
-               {{{"square_avgs", square_avgs, true}, {"acc_deltas", acc_deltas, true}, {}}}, steps, increment, check_only,
-               [&](const auto& k) { return k.adadelta[index_of(weight_decay != 0.0)]; });
+         bool increment, double lr, double rho, double eps, double weight_decay, bool maximize, bool check_only) {
+        update(AdadeltaSpec{{lr, rho, eps, weight_decay, maximize}}, params, grads,
+               {square_avgs, acc_deltas, py::none()}, steps, increment, check_only);
       },
       py::arg("params"), py::arg("grads"), py::arg("square_avgs"), py::arg("acc_deltas"), py::arg("steps"),
       py::arg("increment_steps"), py::arg("lr"), py::arg("rho"), py::arg("eps"), py::arg("weight_decay"),
       py::arg("maximize"), py::arg("check_only") = false);
+  plan.def(
+      "adadelta",
+      [](const Plan& self, py::handle grads, py::handle steps, bool increment, double lr, double rho, double eps,
+         double weight_decay, bool maximize, bool check_only) {
+        self.run(AdadeltaSpec{{lr, rho, eps, weight_decay, maximize}}, grads, steps, increment, check_only);
+      },
+      py::arg("grads"), py::arg("steps"), py::arg("increment_steps"), py::arg("lr"), py::arg("rho"),
+      py::arg("eps"), py::arg("weight_decay"), py::arg("maximize"), py::arg("check_only") = false);
 
   m.def(
       "adam",
@@ -650,19 +887,22 @@ PYBIND11_MODULE(_core, m) {
          py::handle max_exp_avg_sqs, py::handle steps, bool increment, double lr, double beta1, double beta2,
          double eps, double weight_decay, bool amsgrad, bool maximize, bool decoupled_weight_decay,
          bool check_only) {
-        const AdamHyper h{lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay};
-        const WeightDecay decay = weight_decay == 0.0    ? WeightDecay::None
-                                  : decoupled_weight_decay ? WeightDecay::Decoupled
-                                                           : WeightDecay::L2;
-        update("adam", h, params, grads,
-               {{{"exp_avgs", exp_avgs, true},
-                 {"exp_avg_sqs", exp_avg_sqs, true},
-                 {"max_exp_avg_sqs", max_exp_avg_sqs, amsgrad}}},
-               steps, increment, check_only,
-               [&](const auto& k) { return k.adam[static_cast<int>(decay)][index_of(amsgrad)]; });
+        update(AdamSpec{{lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay}}, params,
+               grads, {exp_avgs, exp_avg_sqs, max_exp_avg_sqs}, steps, increment, check_only);
       },
       py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"),
       py::arg("max_exp_avg_sqs"), py::arg("steps"), py::arg("increment_steps"), py::arg("lr"), py::arg("beta1"),
+      py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("amsgrad"), py::arg("maximize"),
+      py::arg("decoupled_weight_decay"), py::arg("check_only") = false);
+  plan.def(
+      "adam",
+      [](const Plan& self, py::handle grads, py::handle steps, bool increment, double lr, double beta1,
+         double beta2, double eps, double weight_decay, bool amsgrad, bool maximize, bool decoupled_weight_decay,
+         bool check_only) {
+        self.run(AdamSpec{{lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay}}, grads,
+                 steps, increment, check_only);
+      },
+      py::arg("grads"), py::arg("steps"), py::arg("increment_steps"), py::arg("lr"), py::arg("beta1"),
       py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("amsgrad"), py::arg("maximize"),
       py::arg("decoupled_weight_decay"), py::arg("check_only") = false);
 

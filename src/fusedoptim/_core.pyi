@@ -33,6 +33,41 @@ def adam(
     beta2: float, eps: float, weight_decay: float, amsgrad: bool, maximize: bool,
     decoupled_weight_decay: bool, check_only: bool = False,
 ) -> None: ...
+class Plan:
+    """Parameters and state of one group, checked once; each step checks only the gradients."""
+
+    def __init__(
+        self, algorithm: str, params: Sequence[np.ndarray], states: Sequence[_States]
+    ) -> None: ...
+    def __len__(self) -> int: ...
+    @property
+    def algorithm(self) -> str: ...
+    def sgd(
+        self, grads: Sequence[np.ndarray | int | None], steps: np.ndarray, increment_steps: bool,
+        lr: float, momentum: float, dampening: float, nesterov: bool, weight_decay: float,
+        maximize: bool, check_only: bool = False,
+    ) -> None: ...
+    def adagrad(
+        self, grads: Sequence[np.ndarray | int | None], steps: np.ndarray, increment_steps: bool,
+        lr: float, lr_decay: float, weight_decay: float, eps: float, maximize: bool,
+        check_only: bool = False,
+    ) -> None: ...
+    def rmsprop(
+        self, grads: Sequence[np.ndarray | int | None], steps: np.ndarray, increment_steps: bool,
+        lr: float, alpha: float, eps: float, weight_decay: float, momentum: float, centered: bool,
+        maximize: bool, check_only: bool = False,
+    ) -> None: ...
+    def adadelta(
+        self, grads: Sequence[np.ndarray | int | None], steps: np.ndarray, increment_steps: bool,
+        lr: float, rho: float, eps: float, weight_decay: float, maximize: bool,
+        check_only: bool = False,
+    ) -> None: ...
+    def adam(
+        self, grads: Sequence[np.ndarray | int | None], steps: np.ndarray, increment_steps: bool,
+        lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, amsgrad: bool,
+        maximize: bool, decoupled_weight_decay: bool, check_only: bool = False,
+    ) -> None: ...
+
 def grad_norm(grads: _Arrays, norm_type: float) -> float: ...
 def scale_(arrays: _Arrays, factor: float) -> None: ...
 def clamp_(arrays: _Arrays, lo: float, hi: float) -> None: ...

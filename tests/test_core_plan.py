@@ -1,0 +1,137 @@
+"""``_core.Plan``: parameters and state checked once, each step checks only the gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fusedoptim import _core
+
+ADAM = dict(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1, amsgrad=True,
+            maximize=False, decoupled_weight_decay=True)  # fmt: skip
+SIZES = (0, 1, 7, 1000, 70001)
+
+
+def _tensors(dtype: type, seed: int = 0) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
+    rng = np.random.default_rng(seed)
+    params = [rng.standard_normal(n).astype(dtype) for n in SIZES]
+    states = [[np.zeros_like(p) for p in params] for _ in range(3)]
+    return params, states
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("by_address", [False, True], ids=["arrays", "addresses"])
+def test_plan_matches_the_functional_call_bitwise(dtype: type, by_address: bool) -> None:
+    params_a, states_a = _tensors(dtype)
+    params_b, states_b = _tensors(dtype)
+    steps_a, steps_b = np.zeros(len(SIZES), np.int64), np.zeros(len(SIZES), np.int64)
+    plan = _core.Plan("adam", params_b, states_b)
+    assert len(plan) == len(SIZES) and plan.algorithm == "adam"
+    rng = np.random.default_rng(1)
+    for step in range(6):
+        grads: list[np.ndarray | None] = [rng.standard_normal(n).astype(dtype) for n in SIZES]
+        if step == 3:
+            grads[2] = None  # skipped: not updated, step count not incremented
+        _core.adam(params_a, grads, *states_a, steps_a, True, **ADAM)
+        passed = [g.ctypes.data if (by_address and g is not None) else g for g in grads]
+        plan.adam(passed, steps_b, True, **ADAM)
+    for a, b in zip(params_a + sum(states_a, []), params_b + sum(states_b, [])):
+        assert a.tobytes() == b.tobytes()
+    assert steps_a.tolist() == steps_b.tolist() == [6, 6, 5, 6, 6]
+
+
+@pytest.mark.parametrize("kind", ["array", "view", "address"])
+def test_gradient_overlapping_a_written_array_is_refused_and_changes_nothing(kind: str) -> None:
+    params, states = _tensors(np.float64)
+    plan = _core.Plan("adam", params, states)
+    grads: list[object] = [np.ones(n) for n in SIZES]
+    target = states[1][4]  # tensor 4's exp_avg_sq, given as tensor 3's gradient's memory
+    grads[3] = {"array": target[:1000], "view": target[10:1010], "address": target.ctypes.data}[
+        kind
+    ]
+    before = [a.tobytes() for a in params + sum(states, [])]
+    steps = np.zeros(len(SIZES), np.int64)
+    with pytest.raises(ValueError, match=r"grads\[3\] shares memory with exp_avg_sqs\[4\]"):
+        plan.adam(grads, steps, True, **ADAM)
+    assert [a.tobytes() for a in params + sum(states, [])] == before
+    assert not steps.any()
+
+
+def test_plan_refuses_overlapping_parameters_and_state_when_made() -> None:
+    memory = np.zeros(10)
+    with pytest.raises(ValueError, match=r"exp_avgs\[1\] shares memory with params\[0\]"):
+        _core.Plan("adam", [memory[:5], np.zeros(5)], [[np.zeros(5), memory[3:8]], None, None])
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda plan, g, s: plan.sgd(g, s, True, 0.1, 0.0, 0.0, False, 0.0, False),
+            ValueError,
+            r"this plan was made for adam, not sgd",
+        ),
+        (
+            lambda plan, g, s: plan.adam(g[:2], s, True, **ADAM),
+            ValueError,
+            r"grads has 2 entries but the plan has 5 parameters",
+        ),
+        (
+            lambda plan, g, s: plan.adam([*g[:4], g[4].astype(np.float32)], s, True, **ADAM),
+            TypeError,
+            r"grads\[4\] has dtype float32 but params\[4\] has dtype float64",
+        ),
+        (
+            lambda plan, g, s: plan.adam([*g[:4], 12345], s, True, **ADAM),
+            ValueError,
+            r"grads\[4\] is an address not aligned",
+        ),
+        (
+            lambda plan, g, s: plan.adam(g, s[:2], True, **ADAM),
+            ValueError,
+            r"steps must be a contiguous 1-D int64 array",
+        ),
+    ],
+    ids=["wrong-algorithm", "too-few-grads", "dtype", "misaligned-address", "steps-length"],
+)
+def test_bad_step_arguments_change_nothing(call: object, error: type, message: str) -> None:
+    params, states = _tensors(np.float64)
+    plan = _core.Plan("adam", params, states)
+    grads = [np.ones(n) for n in SIZES]
+    steps = np.zeros(len(SIZES), np.int64)
+    before = [a.tobytes() for a in params + sum(states, [])]
+    with pytest.raises(error, match=message):
+        call(plan, grads, steps)  # type: ignore[operator]
+    assert [a.tobytes() for a in params + sum(states, [])] == before
+    assert not steps.any()
+
+
+def test_missing_state_for_a_parameter_with_a_gradient_is_refused() -> None:
+    params = [np.zeros(3), np.zeros(3)]
+    plan = _core.Plan("adam", params, [[np.zeros(3), None], [np.zeros(3), None], None])
+    steps = np.zeros(2, np.int64)
+    plan.adam([np.ones(3), None], steps, True, **{**ADAM, "amsgrad": False})  # tensor 1 skipped
+    assert steps.tolist() == [1, 0]
+    with pytest.raises(ValueError, match=r"exp_avgs\[1\] is None but the chosen options need it"):
+        plan.adam([np.ones(3), np.ones(3)], steps, True, **{**ADAM, "amsgrad": False})
+    with pytest.raises(ValueError, match=r"max_exp_avg_sqs\[0\] is None"):
+        plan.adam([np.ones(3), None], steps, True, **ADAM)  # amsgrad needs the third state
+    assert steps.tolist() == [1, 0]
+
+
+def test_check_only_writes_nothing() -> None:
+    params, states = _tensors(np.float32)
+    plan = _core.Plan("adam", params, states)
+    before = [a.tobytes() for a in params + sum(states, [])]
+    steps = np.zeros(len(SIZES), np.int64)
+    plan.adam([np.ones(n, np.float32) for n in SIZES], steps, True, **ADAM, check_only=True)
+    assert [a.tobytes() for a in params + sum(states, [])] == before and not steps.any()
+
+
+def test_unknown_algorithm_and_bad_state_lists() -> None:
+    with pytest.raises(ValueError, match=r"unknown algorithm 'lamb'"):
+        _core.Plan("lamb", [np.zeros(2)], [])
+    with pytest.raises(ValueError, match=r"momentum_buffers has 2 entries but params has 1"):
+        _core.Plan("sgd", [np.zeros(2)], [[np.zeros(2), np.zeros(2)]])
+    with pytest.raises(ValueError, match=r"states\[1\] must be None for sgd"):
+        _core.Plan("sgd", [np.zeros(2)], [None, [np.zeros(2)]])
