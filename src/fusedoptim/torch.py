@@ -1,0 +1,1162 @@
+"""The PyTorch drop-in: ``torch.optim`` optimizers whose step runs in fusedoptim's fused kernels.
+
+Change one import and nothing else::
+
+    from fusedoptim.torch import AdamW    # was: from torch.optim import AdamW
+
+:class:`SGD`, :class:`Adagrad`, :class:`RMSprop`, :class:`Adadelta`, :class:`Adam` and
+:class:`AdamW` subclass the ``torch.optim`` class of the same name. They take its arguments with its
+defaults, validate them with its code, keep its state under its keys (``step`` as a 0-d tensor,
+``exp_avg``, ...), and inherit ``state_dict``/``load_state_dict``, ``zero_grad``,
+``add_param_group``, the hooks and everything ``torch.optim.lr_scheduler``,
+``DistributedDataParallel`` and ``ZeroRedundancyOptimizer`` rely on. Only ``step`` differs: it
+hands zero-copy NumPy views of the CPU parameters, gradients and state to one ``fusedoptim._core``
+call per parameter group (per dtype within a group), which updates all of them in one OpenMP
+region with the GIL released. Checkpoints move freely between these classes and ``torch.optim``.
+
+What a step costs in Python, and why:
+
+* Views of the parameters and of the state are made once and cached in a per-group *plan*. The plan
+  is rebuilt only when something structural changes: the group's parameter list, a parameter's
+  ``.data`` (seen as a changed ``data_ptr()``), the state (``load_state_dict``, or any write
+  through ``optimizer.state``, which counts its writes), or an option that needs more state.
+* The ``step`` tensors of a group are 0-d views into one tensor per group, so counting a step for
+  150 parameters is one vectorised NumPy assignment, not 150 tensor operations.
+* Gradients are new tensors after every ``zero_grad()``, so their views are made each step
+  (``Tensor.numpy()``, under a microsecond each) and never kept: the optimizer holds no gradient
+  between steps, exactly like ``torch.optim``.
+
+What is refused, with an error that says what to use instead, before anything is written: tensors
+on other devices than the CPU, sparse parameters and gradients, integer, complex, ``float16`` and
+``bfloat16`` parameters (half precision would need float32 master state; train in float32, with
+``torch.autocast`` for the forward pass, or use ``torch.optim``), parameters whose memory
+overlaps another parameter's, and ``differentiable=True`` / ``capturable=True`` (autograd through
+the step and CUDA-graph capture are things these kernels do not do). ``foreach`` and ``fused``
+are accepted with any value and stored as given: both ask for a multi-tensor implementation,
+which is the only one here. Parameters that are dense but not contiguous (``channels_last``
+convolution weights, a transposed weight) are updated in place like contiguous ones; a gradient
+whose layout differs from its parameter's is read through a contiguous copy (gradients are only
+read, so no update is lost).
+
+The parameters' autograd version counters are bumped after each step, as PyTorch's own in-place
+updates do, so a step taken while a graph still needs the old values is reported by autograd.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+try:
+    import torch
+except ImportError as error:  # pragma: no cover - exercised only where torch is missing
+    raise ImportError(
+        "fusedoptim.torch needs PyTorch; install it with: pip install 'fusedoptim[torch]'"
+    ) from error
+
+from torch.autograd.graph import increment_version
+
+from . import _core
+
+__all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "RMSprop"]
+
+# C-level accessors: map() over them runs no Python bytecode per tensor.
+_DATA_PTR = torch.Tensor.data_ptr
+_GET_GRAD = operator.attrgetter("grad")
+_FLOAT_DTYPES = (torch.float32, torch.float64)
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+# Errors the compiled core raises when it refuses an argument. It checks every array before it
+# writes any, so after one of these nothing has changed and the call can be retried.
+_CORE_REFUSALS = (TypeError, ValueError)
+
+Group = dict[str, Any]
+Views = list[Any]  # NumPy views, None for a parameter without gradient or state
+
+
+# --------------------------------------------------------------------------------------------
+# State that counts its writes.
+# --------------------------------------------------------------------------------------------
+
+
+class _Counter:
+    """A mutable integer shared by an optimizer's state mapping and every per-parameter dict."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+class _ParamState(dict):
+    """One parameter's state: a plain ``dict`` that bumps a shared counter on every write.
+
+    The cached plans hold views of the state tensors; the counter tells them that a tensor was
+    replaced (``optimizer.state[p]['exp_avg'] = ...``) without comparing every entry each step.
+    Pickles and deep-copies as a plain ``dict``.
+    """
+
+    __slots__ = ("_counter",)
+
+    def __init__(self, counter: _Counter, items: Any = ()) -> None:
+        super().__init__(items)
+        self._counter = counter
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._counter.value += 1
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self._counter.value += 1
+        super().__delitem__(key)
+
+    def __ior__(self, other: Any) -> _ParamState:
+        self._counter.value += 1
+        return super().__ior__(other)
+
+    def clear(self) -> None:
+        self._counter.value += 1
+        super().clear()
+
+    def pop(self, *args: Any) -> Any:
+        self._counter.value += 1
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[Any, Any]:
+        self._counter.value += 1
+        return super().popitem()
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        self._counter.value += 1
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._counter.value += 1
+        super().update(*args, **kwargs)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (dict(self),))
+
+
+class _State(defaultdict):
+    """``optimizer.state``: torch's ``defaultdict(dict)``, with write counting (see _ParamState).
+
+    A per-parameter dict stored into it is wrapped on the way in, so writes through
+    ``optimizer.state[p][key]`` are counted too. Pickles and deep-copies as
+    ``defaultdict(dict)`` of plain dicts.
+    """
+
+    def __init__(self, items: Any = ()) -> None:
+        super().__init__()
+        self.counter = _Counter()
+        self.default_factory = self._new_param_state
+        for key, value in dict(items).items():
+            self[key] = value
+
+    def _new_param_state(self) -> _ParamState:
+        return _ParamState(self.counter)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.counter.value += 1
+        if isinstance(value, dict) and not (
+            isinstance(value, _ParamState) and value._counter is self.counter
+        ):
+            value = _ParamState(self.counter, value)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self.counter.value += 1
+        super().__delitem__(key)
+
+    def clear(self) -> None:
+        self.counter.value += 1
+        super().clear()
+
+    def pop(self, *args: Any) -> Any:
+        self.counter.value += 1
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[Any, Any]:
+        self.counter.value += 1
+        return super().popitem()
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        plain = {key: dict(v) if isinstance(v, dict) else v for key, v in self.items()}
+        return (defaultdict, (dict, plain))
+
+
+# The optimizer's own writes (state created lazily, step tensors turned into views) go around the
+# counters: they are reflected in the plan that makes them, so they must not invalidate plans.
+def _own_param_state(state: _State, param: torch.Tensor) -> dict[str, Any]:
+    entry = dict.get(state, param)
+    if not isinstance(entry, dict):
+        entry = _ParamState(state.counter)
+        dict.__setitem__(state, param, entry)
+    return entry
+
+
+_put = dict.__setitem__
+
+
+# --------------------------------------------------------------------------------------------
+# Tensor checks and views.
+# --------------------------------------------------------------------------------------------
+
+
+def _dense_order(tensor: torch.Tensor) -> list[int] | None:
+    """The dimension order in which ``tensor`` is contiguous, or None if it has gaps or overlaps.
+
+    ``[0, 1, ..., n-1]`` for a contiguous tensor, ``[0, 2, 3, 1]`` for a ``channels_last`` one:
+    ``tensor.permute(order)`` is then contiguous and its NumPy view covers exactly the tensor's
+    memory, so an elementwise update through it updates the tensor.
+    """
+    if tensor.is_contiguous():
+        return list(range(tensor.dim()))
+    order = sorted(range(tensor.dim()), key=lambda d: (-tensor.stride(d), -tensor.size(d)))
+    return order if tensor.permute(order).is_contiguous() else None
+
+
+def _is_identity(order: Sequence[int]) -> bool:
+    return all(d == i for i, d in enumerate(order))
+
+
+def _numpy_view(tensor: torch.Tensor, order: Sequence[int] | None) -> np.ndarray:
+    """A zero-copy, C-contiguous NumPy view of ``tensor`` in the dimension order ``order``."""
+    tensor = tensor.detach()
+    if order is not None and not _is_identity(order):
+        tensor = tensor.permute(*order)
+    return tensor.numpy()
+
+
+def _span(tensor: torch.Tensor) -> tuple[int, int]:
+    start = tensor.data_ptr()
+    return start, start + tensor.numel() * tensor.element_size()
+
+
+def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < b[1] and b[0] < a[1] and a[0] != a[1] and b[0] != b[1]
+
+
+def _scalar(value: Any) -> float:
+    """A hyperparameter as a Python float (PyTorch allows 1-element tensors for lr and betas)."""
+    return value.item() if isinstance(value, torch.Tensor) else float(value)
+
+
+def _step_dtype(group: dict[str, Any]) -> torch.dtype:
+    """The dtype PyTorch 2.13 gives a new ``step`` tensor (``optimizer._get_scalar_dtype``)."""
+    if group.get("fused"):
+        return torch.float32
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+# --------------------------------------------------------------------------------------------
+# The per-group plan.
+# --------------------------------------------------------------------------------------------
+
+
+class _Plan:
+    """Cached zero-copy views of one parameter group, in the order the kernels see them.
+
+    ``tensors`` are the group's parameters sorted by dtype (stable), so each dtype is one slice
+    ``slices[k]`` and one kernel call; ``positions[j]`` is the index in ``group['params']`` of
+    ``tensors[j]``. ``states[k]`` is the list of views of state key ``k`` (None where that
+    parameter has no state yet), or None when the group's options do not use key ``k``.
+    ``steps`` is the int64 step count the kernels increment; ``step_values`` is a NumPy view of
+    the tensor whose 0-d slices are the parameters' ``state['step']`` tensors.
+    """
+
+    __slots__ = (
+        "group",
+        "source",
+        "data_ptrs",
+        "needs",
+        "version",
+        "tensors",
+        "positions",
+        "permuted",
+        "params",
+        "states",
+        "steps",
+        "step_storage",
+        "step_values",
+        "pending",
+        "slices",
+    )
+
+    group: dict[str, Any]
+    source: list[torch.Tensor]
+    data_ptrs: list[int]
+    needs: tuple[bool, ...]
+    version: int
+    tensors: list[torch.Tensor]
+    positions: list[int]
+    permuted: dict[int, list[int]]
+    params: list[np.ndarray]
+    states: list[list[np.ndarray | None] | None]
+    steps: np.ndarray
+    step_storage: torch.Tensor | None
+    step_values: np.ndarray | None
+    pending: set[int]
+    slices: list[tuple[int, int]]
+
+    def matches(self, group: dict[str, Any], version: int, needs: tuple[bool, ...]) -> bool:
+        """Whether the plan still describes ``group`` (cheap: a few C-level passes)."""
+        params = group["params"]
+        if group is not self.group or version != self.version or needs != self.needs:
+            return False
+        if len(params) != len(self.source) or not all(map(operator.is_, params, self.source)):
+            return False
+        try:
+            return list(map(_DATA_PTR, params)) == self.data_ptrs
+        except RuntimeError:  # a parameter moved to a device without data pointers (meta)
+            return False
+
+
+# --------------------------------------------------------------------------------------------
+# The shared implementation.
+# --------------------------------------------------------------------------------------------
+
+
+class _FusedStep:
+    """What the six optimizers share: plans, checks and the ``step`` that runs the kernels.
+
+    Mixed in before the ``torch.optim`` class, so everything but ``step`` (and a few overrides
+    that keep the plans current) is PyTorch's own code.
+    """
+
+    # Set by each optimizer.
+    _state_keys: ClassVar[tuple[str, ...]]
+    _has_step_state: ClassVar[bool] = True
+    _device_alternative: ClassVar[str]
+
+    param_groups: list[dict[str, Any]]
+    state: Any
+    defaults: dict[str, Any]
+
+    # ---- construction and structural changes -----------------------------------------------------
+
+    @classmethod
+    def _refuse_flags(cls, differentiable: bool, capturable: bool = False) -> None:
+        name = cls.__name__
+        if differentiable:
+            raise ValueError(
+                f"fusedoptim.torch.{name} does not support differentiable=True: the fused kernels "
+                "update the tensors outside autograd. Use "
+                f"torch.optim.{name}(..., differentiable=True) to differentiate through the step."
+            )
+        if capturable:
+            raise ValueError(
+                f"fusedoptim.torch.{name} does not support capturable=True: it is for CUDA-graph "
+                "capture, and these kernels update CPU tensors (torch.optim refuses it for CPU "
+                f"tensors too). On a GPU use torch.optim.{name}(..., capturable=True)."
+            )
+
+    def _init_fused(self) -> None:
+        # torch.optim sets this for fused=True so that GradScaler hands over its scale and
+        # inf flag instead of unscaling the gradients; these kernels do not take them.
+        self._step_supports_amp_scaling = False
+        self._adopt_state()
+
+    def _plans(self) -> dict[int, _Plan]:
+        plans = self.__dict__.get("_fused_plans")
+        if plans is None:
+            plans = self.__dict__["_fused_plans"] = {}
+        return plans
+
+    def _adopt_state(self) -> _State:
+        """Make ``self.state`` a write-counting :class:`_State` (after torch replaced it)."""
+        state = self.state
+        if type(state) is not _State:
+            state = _State(state)
+            self.state = state
+            self._plans().clear()
+        return state
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """``torch.optim.Optimizer.add_param_group``, refusing tensors the kernels cannot update.
+
+        The checks run before the group is added, so a refused group leaves the optimizer as it
+        was.
+        """
+        params = param_group.get("params")
+        if isinstance(params, torch.Tensor):
+            params = [params]
+        elif params is not None and not isinstance(params, set):
+            params = list(params)
+        if params is not None and not isinstance(params, set):
+            param_group["params"] = params
+            index = len(getattr(self, "param_groups", ()))
+            for i, item in enumerate(params):
+                # (name, tensor) pairs are allowed by torch.optim and resolved by super().
+                tensor = item[1] if isinstance(item, tuple) and len(item) == 2 else item
+                if isinstance(tensor, torch.Tensor):
+                    self._check_param(tensor, f"param_groups[{index}]['params'][{i}]")
+            if {"differentiable", "capturable"} & param_group.keys():
+                self._refuse_flags(
+                    bool(param_group.get("differentiable")), bool(param_group.get("capturable"))
+                )
+        super().add_param_group(param_group)  # type: ignore[misc]
+        self._plans().clear()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # load_state_dict ends here too: it installs the loaded state through __setstate__.
+        super().__setstate__(state)  # type: ignore[misc]
+        self.__dict__["_fused_plans"] = {}
+        self._step_supports_amp_scaling = False
+        self._adopt_state()
+
+    def state_dict(self) -> dict[str, Any]:
+        """``torch.optim.Optimizer.state_dict``, with plain ``dict`` per-parameter state.
+
+        The result loads into the ``torch.optim`` class of the same name (and is what
+        ``torch.save`` / ``torch.load(weights_only=True)`` expect).
+        """
+        state_dict = super().state_dict()  # type: ignore[misc]
+        state_dict["state"] = {
+            key: dict(value) if isinstance(value, _ParamState) else value
+            for key, value in state_dict["state"].items()
+        }
+        return state_dict
+
+    # ---- checks ----------------------------------------------------------------------------------
+
+    def _check_param(self, tensor: torch.Tensor, where: str) -> list[int]:
+        """Refuse a parameter the kernels cannot update in place; return its dense order."""
+        name = type(self).__name__
+        if tensor.device.type != "cpu":
+            raise ValueError(
+                f"fusedoptim.torch.{name}: {where} is on device '{tensor.device}'; fusedoptim "
+                f"updates CPU tensors. On that device use {self._device_alternative}."
+            )
+        if tensor.layout != torch.strided:
+            raise ValueError(
+                f"fusedoptim.torch.{name}: {where} has layout {tensor.layout}; fusedoptim updates "
+                f"dense (strided) tensors. Use torch.optim.{name} for sparse parameters."
+            )
+        if tensor.dtype not in _FLOAT_DTYPES:
+            if tensor.dtype in _HALF_DTYPES:
+                detail = (
+                    "half-precision parameters would need float32 master state, which fusedoptim "
+                    "does not keep; keep the parameters in float32 (use torch.autocast for the "
+                    f"forward pass) or use torch.optim.{name}"
+                )
+            elif tensor.dtype.is_complex:
+                detail = f"complex parameters are not supported; use torch.optim.{name}"
+            else:
+                detail = "only floating-point parameters can be optimized"
+            raise TypeError(
+                f"fusedoptim.torch.{name}: {where} has dtype {tensor.dtype}; fusedoptim updates "
+                f"float32 and float64 tensors: {detail}."
+            )
+        order = _dense_order(tensor)
+        if order is None:
+            raise ValueError(
+                f"fusedoptim.torch.{name}: {where} (shape {tuple(tensor.shape)}, stride "
+                f"{tensor.stride()}) is not dense: its elements have gaps or overlap in memory. "
+                "fusedoptim updates parameters in place and never a copy; make it a dense "
+                "tensor (p.data = p.data.contiguous()) before creating the optimizer."
+            )
+        return order
+
+    def _grad_error(self, grad: torch.Tensor, where: str) -> Exception | None:
+        name = type(self).__name__
+        if grad.layout != torch.strided:
+            return RuntimeError(
+                f"fusedoptim.torch.{name} does not support sparse gradients ({where} has a "
+                f"{grad.layout} gradient); use torch.optim.{name} or torch.optim.SparseAdam."
+            )
+        if grad.device.type != "cpu":
+            return ValueError(
+                f"fusedoptim.torch.{name}: the gradient of {where} is on device '{grad.device}'; "
+                f"fusedoptim updates CPU tensors. On that device use {self._device_alternative}."
+            )
+        return None
+
+    # ---- plans -----------------------------------------------------------------------------------
+
+    def _needs(self, group: dict[str, Any]) -> tuple[bool, ...]:
+        """Which state keys the group's options use (all, unless overridden)."""
+        return (True,) * len(self._state_keys)
+
+    def _initial_value(self, key: str) -> float:
+        return 0.0
+
+    def _build_plan(self, index: int, group: dict[str, Any], state: _State) -> _Plan:
+        """Validate the group's parameters and existing state and make their views.
+
+        Writes nothing but the representation of existing state: ``step`` tensors become views
+        into the group's step tensor, and state tensors laid out differently from their
+        parameter are replaced by copies in the parameter's layout (same values).
+        """
+        params: list[torch.Tensor] = list(group["params"])
+        where = [f"param_groups[{index}]['params'][{i}]" for i in range(len(params))]
+        orders = [self._check_param(p, where[i]) for i, p in enumerate(params)]
+        self._check_disjoint(params, where)
+        needs = self._needs(group)
+
+        # Parameters sorted by dtype, so that each dtype is one slice and one kernel call.
+        positions = sorted(range(len(params)), key=lambda i: params[i].dtype == torch.float64)
+        plan = _Plan()
+        plan.group = group
+        plan.source = params
+        plan.data_ptrs = [p.data_ptr() for p in params]
+        plan.needs = needs
+        plan.positions = positions
+        plan.tensors = [params[i] for i in positions]
+        plan.permuted = {
+            j: orders[i] for j, i in enumerate(positions) if not _is_identity(orders[i])
+        }
+        plan.params = [_numpy_view(p, orders[i]) for p, i in zip(plan.tensors, positions)]
+        plan.slices = []
+        start = 0
+        for j in range(1, len(params) + 1):
+            if j == len(params) or plan.tensors[j].dtype != plan.tensors[start].dtype:
+                plan.slices.append((start, j))
+                start = j
+        plan.states = [[] if need else None for need in needs]
+        plan.pending = set()
+        # SGD without momentum keeps no state at all (torch.optim.SGD's state stays empty).
+        keeps_state = self._has_step_state or any(needs)
+        step_counts: list[float] = []
+        step_dtype = None
+        for j, (p, i) in enumerate(zip(plan.tensors, positions)):
+            param_state = state[p] if p in state else None
+            if not keeps_state:
+                step_counts.append(0.0)
+                continue
+            if not self._is_initialised(param_state):
+                plan.pending.add(j)
+                for views in plan.states:
+                    if views is not None:
+                        views.append(None)
+                step_counts.append(0.0)
+                continue
+            assert param_state is not None
+            for key, views in zip(self._state_keys, plan.states):
+                if views is None:
+                    continue
+                value = param_state.get(key)
+                conformed = self._conform_state(p, key, value, where[i])
+                if conformed is not value:
+                    _put(param_state, key, conformed)
+                views.append(_numpy_view(conformed, orders[i]))
+            step = param_state.get("step", 1.0 if not self._has_step_state else 0.0)
+            if isinstance(step, torch.Tensor):
+                step_dtype = step_dtype or step.dtype
+            step_counts.append(_scalar(step) if step is not None else 0.0)
+
+        plan.steps = np.array(step_counts, dtype=np.float64).astype(np.int64)
+        plan.step_storage = None
+        plan.step_values = None
+        if self._has_step_state:
+            dtype = step_dtype if step_dtype in _FLOAT_DTYPES else _step_dtype(group)
+            plan.step_storage = torch.tensor(step_counts, dtype=dtype)
+            plan.step_values = plan.step_storage.numpy()
+            for j, p in enumerate(plan.tensors):
+                if j not in plan.pending:
+                    _put(state[p], "step", plan.step_storage[j])
+        plan.version = state.counter.value
+        return plan
+
+    def _is_initialised(self, param_state: dict[str, Any] | None) -> bool:
+        return bool(param_state)
+
+    def _conform_state(self, param: torch.Tensor, key: str, value: Any, where: str) -> torch.Tensor:
+        """A state tensor the kernels can update with ``param``: the loaded one if it fits."""
+        if value is None:
+            return torch.full_like(param, self._initial_value(key))
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(
+                f"fusedoptim.torch.{type(self).__name__}: state '{key}' of {where} is "
+                f"{type(value).__name__}, not a tensor"
+            )
+        if value.shape != param.shape:
+            raise ValueError(
+                f"fusedoptim.torch.{type(self).__name__}: state '{key}' of {where} has shape "
+                f"{tuple(value.shape)} but the parameter has shape {tuple(param.shape)}"
+            )
+        fits = (
+            value.device == param.device
+            and value.dtype == param.dtype
+            and value.layout == torch.strided
+            and value.stride() == param.stride()
+            and not _overlaps(_span(value), _span(param))
+        )
+        if fits:
+            return value
+        # Optimizer state is the optimizer's own: re-laying it out loses nothing.
+        return torch.empty_like(param).copy_(value.detach())
+
+    def _check_disjoint(self, params: Sequence[torch.Tensor], where: Sequence[str]) -> None:
+        spans = sorted((_span(p), i) for i, p in enumerate(params) if p.numel())
+        for (a, i), (b, j) in zip(spans, spans[1:]):
+            if _overlaps(a, b):
+                first, second = sorted((i, j))
+                raise ValueError(
+                    f"fusedoptim.torch.{type(self).__name__}: {where[second]} shares memory "
+                    f"with {where[first]}; the kernels update all tensors of a group at once, so "
+                    "each parameter must have its own memory."
+                )
+
+    def _initialise(self, plan: _Plan, j: int, state: _State) -> None:
+        """Create the state of ``plan.tensors[j]`` as torch.optim does at its first step."""
+        p = plan.tensors[j]
+        param_state = _own_param_state(state, p)
+        if self._has_step_state:
+            assert plan.step_storage is not None
+            plan.step_storage[j] = 0
+            _put(param_state, "step", plan.step_storage[j])
+        plan.steps[j] = 0
+        order = plan.permuted.get(j)
+        for key, views in zip(self._state_keys, plan.states):
+            if views is None:
+                continue
+            value = torch.full_like(p, self._initial_value(key))
+            _put(param_state, key, value)
+            views[j] = _numpy_view(value, order)
+        plan.pending.discard(j)
+
+    # ---- gradients -------------------------------------------------------------------------------
+
+    def _grad_views(self, plan: _Plan, grads: list[torch.Tensor | None]) -> list[Any]:
+        """Zero-copy views of the gradients, or the careful path when a gradient is unusual."""
+        try:
+            views: list[Any] = [None if g is None else g.numpy() for g in grads]
+        except (TypeError, RuntimeError):
+            return self._careful_grad_views(plan, grads)
+        for j, order in plan.permuted.items():
+            grad = grads[j]
+            if grad is not None:
+                view = grad.permute(*order).numpy()
+                if not view.flags.c_contiguous:
+                    return self._careful_grad_views(plan, grads)
+                views[j] = view
+        return views
+
+    def _careful_grad_views(self, plan: _Plan, grads: list[torch.Tensor | None]) -> list[Any]:
+        """Views of every gradient, copying those the kernels cannot read in place.
+
+        A gradient is only read, so reading it through a copy loses nothing: that is what
+        happens to a gradient laid out differently from its parameter or sharing memory with
+        it. Sparse gradients and gradients on other devices are refused.
+        """
+        index = self._group_index(plan.group)
+        views: list[Any] = []
+        for j, grad in enumerate(grads):
+            if grad is None:
+                views.append(None)
+                continue
+            p = plan.tensors[j]
+            where = f"param_groups[{index}]['params'][{plan.positions[j]}]"
+            error = self._grad_error(grad, where)
+            if error is not None:
+                raise error
+            grad = grad.detach()
+            if grad.dtype != p.dtype or grad.shape != p.shape:
+                raise ValueError(
+                    f"fusedoptim.torch.{type(self).__name__}: the gradient of {where} has dtype "
+                    f"{grad.dtype} and shape {tuple(grad.shape)}, the parameter {p.dtype} and "
+                    f"{tuple(p.shape)}"
+                )
+            spans = [_span(p)]
+            spans += [_span_of_view(s[j]) for s in plan.states if s and s[j] is not None]
+            if grad.stride() != p.stride() or any(_overlaps(_span(grad), s) for s in spans):
+                grad = torch.empty_like(p).copy_(grad)
+            views.append(_numpy_view(grad, plan.permuted.get(j)))
+        return views
+
+    def _group_index(self, group: dict[str, Any]) -> int:
+        for index, candidate in enumerate(self.param_groups):
+            if candidate is group:
+                return index
+        return -1
+
+    # ---- the step --------------------------------------------------------------------------------
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform a single optimization step (one fused kernel call per group and dtype).
+
+        Args:
+            closure (Callable, optional): A closure that reevaluates the model and returns the
+                loss.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+
+        state = self.state if type(self.state) is _State else self._adopt_state()
+        plans = self._plans()
+        prepared = []
+        # Phase 1, for every group: checks and views. Nothing is written, so a refusal leaves
+        # parameters and state as they were.
+        for index, group in enumerate(self.param_groups):
+            if group.get("differentiable") or group.get("capturable"):
+                self._refuse_flags(bool(group.get("differentiable")), bool(group.get("capturable")))
+            needs = self._needs(group)
+            plan = plans.get(index)
+            if plan is None or not plan.matches(group, state.counter.value, needs):
+                plan = plans[index] = self._build_plan(index, group, state)
+            grads = list(map(_GET_GRAD, plan.tensors))
+            prepared.append((group, plan, grads, self._grad_views(plan, grads)))
+
+        # Phase 2: lazy state, then the kernels.
+        for _, plan, grads, _ in prepared:
+            if plan.pending:
+                for j in [j for j in plan.pending if grads[j] is not None]:
+                    self._initialise(plan, j, state)
+        for group, plan, grads, views in prepared:
+            if plan.step_values is not None:
+                # The step tensors are the authority (a user may have edited them in place).
+                plan.steps[:] = plan.step_values
+            for start, stop in plan.slices:
+                self._run_slice(group, plan, grads, views, start, stop)
+            if plan.step_values is not None:
+                plan.step_values[:] = plan.steps
+            # Autograd must know the parameters changed in place, as after torch's own step.
+            increment_version([p for p, g in zip(plan.tensors, grads) if g is not None])
+        return loss
+
+    def _run_slice(
+        self,
+        group: dict[str, Any],
+        plan: _Plan,
+        grads: list[torch.Tensor | None],
+        views: list[Any],
+        start: int,
+        stop: int,
+    ) -> None:
+        whole = start == 0 and stop == len(plan.params)
+
+        def run(grad_views: list[Any]) -> None:
+            if whole:
+                params, states, steps = plan.params, plan.states, plan.steps
+            else:
+                params = plan.params[start:stop]
+                states = [None if s is None else s[start:stop] for s in plan.states]
+                steps = plan.steps[start:stop]  # a view: the kernel's increments land in plan
+                grad_views = grad_views[start:stop]
+            self._kernel(group, params, grad_views, states, steps)
+
+        try:
+            run(views)
+        except _CORE_REFUSALS:
+            # The core refused an array before writing anything. The careful path copies any
+            # gradient it cannot read in place, or raises a precise error; then retry once.
+            run(self._careful_grad_views(plan, grads))
+
+    def _kernel(
+        self, group: Group, params: Views, grads: Views, states: list[Any], steps: np.ndarray
+    ) -> None:
+        """One ``fusedoptim._core`` call: ``states[k]`` are the views of state key ``k`` (or None
+        when unused), ``steps`` the int64 step counts the kernel increments."""
+        raise NotImplementedError
+
+
+def _span_of_view(view: np.ndarray) -> tuple[int, int]:
+    start = view.__array_interface__["data"][0]
+    return start, start + view.nbytes
+
+
+# --------------------------------------------------------------------------------------------
+# The optimizers.
+# --------------------------------------------------------------------------------------------
+
+_COMMON_DOC = """
+    Same arguments, defaults, validation, state and ``state_dict`` as ``torch.optim.{name}``
+    (its documentation describes the algorithm and every argument); only :meth:`step` runs in
+    fusedoptim's fused kernels, updating CPU ``float32``/``float64`` tensors in place.
+    ``foreach`` and ``fused`` accept any value; ``differentiable=True``{capturable} is refused.
+"""
+
+
+class SGD(_FusedStep, torch.optim.SGD):
+    r"""Stochastic gradient descent, optionally with (Nesterov) momentum: ``torch.optim.SGD``.
+
+    .. math::
+        g \leftarrow \pm\nabla + \lambda\theta, \quad
+        b \leftarrow \mu b + (1 - \tau) g \;(b_1 = g), \quad
+        \theta \leftarrow \theta - \gamma\,(g + \mu b \text{ if Nesterov else } b)
+    {common}
+    State: ``momentum_buffer`` when ``momentum != 0`` (no ``step``, as in torch).
+
+    Example:
+        >>> import torch
+        >>> from fusedoptim.torch import SGD
+        >>> w = torch.nn.Parameter(torch.ones(3))
+        >>> opt = SGD([w], lr=0.1, momentum=0.9)
+        >>> w.grad = torch.full((3,), 0.5)
+        >>> opt.step()
+        >>> w.detach()
+        tensor([0.9500, 0.9500, 0.9500])
+    """
+
+    _state_keys = ("momentum_buffer",)
+    _has_step_state = False
+    _device_alternative = "torch.optim.SGD(..., fused=True)"
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float | torch.Tensor = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float | torch.Tensor = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        self._refuse_flags(differentiable)
+        super().__init__(
+            params, lr, momentum, dampening, weight_decay, nesterov,
+            maximize=maximize, foreach=foreach, differentiable=differentiable, fused=fused,
+        )  # fmt: skip
+        self._init_fused()
+
+    def _needs(self, group: dict[str, Any]) -> tuple[bool, ...]:
+        return (group["momentum"] != 0,)
+
+    def _is_initialised(self, param_state: dict[str, Any] | None) -> bool:
+        # torch.optim.SGD starts the buffer at the first step with a gradient, as a copy of it;
+        # the kernel does the same when the step count it is given becomes 1.
+        return bool(param_state) and param_state.get("momentum_buffer") is not None
+
+    def _kernel(
+        self, group: Group, params: Views, grads: Views, states: list[Any], steps: np.ndarray
+    ) -> None:
+        _core.sgd(
+            params, grads, states[0], steps, True,
+            _scalar(group["lr"]), _scalar(group["momentum"]), _scalar(group["dampening"]),
+            bool(group["nesterov"]), _scalar(group["weight_decay"]), bool(group["maximize"]),
+        )  # fmt: skip
+
+
+class Adagrad(_FusedStep, torch.optim.Adagrad):
+    r"""AdaGrad: ``torch.optim.Adagrad``.
+
+    .. math::
+        g \leftarrow \pm\nabla + \lambda\theta, \quad
+        s \leftarrow s + g^2, \quad
+        \theta \leftarrow \theta - \frac{\gamma}{1 + (t - 1)\eta}\, \frac{g}{\sqrt{s} + \epsilon}
+    {common}
+    State: ``step``, ``sum`` (created for every parameter at construction, as in torch).
+
+    Example:
+        >>> import torch
+        >>> from fusedoptim.torch import Adagrad
+        >>> w = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
+        >>> opt = Adagrad([w], lr=0.1)
+        >>> w.grad = torch.full((2,), 2.0, dtype=torch.float64)
+        >>> opt.step()
+        >>> w.detach()
+        tensor([0.9000, 0.9000], dtype=torch.float64)
+    """
+
+    _state_keys = ("sum",)
+    _device_alternative = "torch.optim.Adagrad(..., foreach=True)"
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float | torch.Tensor = 1e-2,
+        lr_decay: float = 0,
+        weight_decay: float = 0,
+        initial_accumulator_value: float = 0,
+        eps: float = 1e-10,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        self._refuse_flags(differentiable)
+        super().__init__(
+            params, lr, lr_decay, weight_decay, initial_accumulator_value, eps, foreach,
+            maximize=maximize, differentiable=differentiable, fused=fused,
+        )  # fmt: skip
+        self._init_fused()
+
+    def _initial_value(self, key: str) -> float:
+        # torch.optim.Adagrad reads the optimizer's default, not the group's.
+        return float(self.defaults["initial_accumulator_value"])
+
+    def share_memory(self) -> None:
+        """Move the ``sum`` state to shared memory (new storage: the cached views are dropped)."""
+        super().share_memory()
+        self._plans().clear()
+
+    def _kernel(
+        self, group: Group, params: Views, grads: Views, states: list[Any], steps: np.ndarray
+    ) -> None:
+        _core.adagrad(
+            params, grads, states[0], steps, True,
+            _scalar(group["lr"]), _scalar(group["lr_decay"]), _scalar(group["weight_decay"]),
+            _scalar(group["eps"]), bool(group["maximize"]),
+        )  # fmt: skip
+
+
+class RMSprop(_FusedStep, torch.optim.RMSprop):
+    r"""RMSprop, plain or centered, with momentum: ``torch.optim.RMSprop``.
+
+    .. math::
+        g \leftarrow \pm\nabla + \lambda\theta, \quad
+        v \leftarrow \alpha v + (1 - \alpha) g^2, \quad
+        d = \sqrt{v - \bar g^2} + \epsilon \text{ (centered, } \bar g \leftarrow
+        \alpha \bar g + (1 - \alpha) g\text{) else } \sqrt{v} + \epsilon \\
+        b \leftarrow \mu b + g / d,\; \theta \leftarrow \theta - \gamma b
+        \text{ (momentum) else } \theta \leftarrow \theta - \gamma g / d
+    {common}
+    State: ``step``, ``square_avg``, ``momentum_buffer`` (momentum > 0), ``grad_avg`` (centered).
+
+    Example:
+        >>> import torch
+        >>> from fusedoptim.torch import RMSprop
+        >>> w = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
+        >>> opt = RMSprop([w], lr=0.01, alpha=0.75)
+        >>> w.grad = torch.ones(2, dtype=torch.float64)
+        >>> opt.step()
+        >>> w.detach()
+        tensor([0.9800, 0.9800], dtype=torch.float64)
+    """
+
+    _state_keys = ("square_avg", "momentum_buffer", "grad_avg")
+    _device_alternative = "torch.optim.RMSprop(..., foreach=True)"
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float | torch.Tensor = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum: float = 0,
+        centered: bool = False,
+        capturable: bool = False,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+    ) -> None:
+        self._refuse_flags(differentiable, capturable)
+        super().__init__(
+            params, lr, alpha, eps, weight_decay, momentum, centered, capturable, foreach,
+            maximize, differentiable,
+        )  # fmt: skip
+        self._init_fused()
+
+    def _needs(self, group: dict[str, Any]) -> tuple[bool, ...]:
+        return (True, group["momentum"] > 0, bool(group["centered"]))
+
+    def _kernel(
+        self, group: Group, params: Views, grads: Views, states: list[Any], steps: np.ndarray
+    ) -> None:
+        _core.rmsprop(
+            params, grads, states[0], states[1], states[2], steps, True,
+            _scalar(group["lr"]), _scalar(group["alpha"]), _scalar(group["eps"]),
+            _scalar(group["weight_decay"]), _scalar(group["momentum"]), bool(group["centered"]),
+            bool(group["maximize"]),
+        )  # fmt: skip
+
+
+class Adadelta(_FusedStep, torch.optim.Adadelta):
+    r"""AdaDelta: ``torch.optim.Adadelta``.
+
+    .. math::
+        g \leftarrow \pm\nabla + \lambda\theta, \quad
+        v \leftarrow \rho v + (1 - \rho) g^2, \quad
+        \Delta = \frac{\sqrt{u + \epsilon}}{\sqrt{v + \epsilon}}\, g, \quad
+        u \leftarrow \rho u + (1 - \rho)\Delta^2, \quad \theta \leftarrow \theta - \gamma\Delta
+    {common}
+    State: ``step``, ``square_avg``, ``acc_delta``.
+
+    Example:
+        >>> import torch
+        >>> from fusedoptim.torch import Adadelta
+        >>> w = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
+        >>> opt = Adadelta([w], lr=1.0, rho=0.0, eps=0.0)
+        >>> w.grad = torch.ones(1, dtype=torch.float64)
+        >>> opt.step()
+        >>> w.detach()  # the first step of AdaDelta with eps=0 does not move
+        tensor([1.], dtype=torch.float64)
+    """
+
+    _state_keys = ("square_avg", "acc_delta")
+    _device_alternative = "torch.optim.Adadelta(..., foreach=True)"
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float | torch.Tensor = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0,
+        foreach: bool | None = None,
+        *,
+        capturable: bool = False,
+        maximize: bool = False,
+        differentiable: bool = False,
+    ) -> None:
+        self._refuse_flags(differentiable, capturable)
+        super().__init__(
+            params, lr, rho, eps, weight_decay, foreach,
+            capturable=capturable, maximize=maximize, differentiable=differentiable,
+        )  # fmt: skip
+        self._init_fused()
+
+    def _kernel(
+        self, group: Group, params: Views, grads: Views, states: list[Any], steps: np.ndarray
+    ) -> None:
+        _core.adadelta(
+            params, grads, states[0], states[1], steps, True,
+            _scalar(group["lr"]), _scalar(group["rho"]), _scalar(group["eps"]),
+            _scalar(group["weight_decay"]), bool(group["maximize"]),
+        )  # fmt: skip
+
+
+class _AdamKernel(_FusedStep):
+    _state_keys = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+    def _needs(self, group: dict[str, Any]) -> tuple[bool, ...]:
+        return (True, True, bool(group["amsgrad"]))
+
+    def _kernel(
+        self, group: Group, params: Views, grads: Views, states: list[Any], steps: np.ndarray
+    ) -> None:
+        beta1, beta2 = group["betas"]
+        _core.adam(
+            params, grads, states[0], states[1], states[2], steps, True,
+            _scalar(group["lr"]), _scalar(beta1), _scalar(beta2), _scalar(group["eps"]),
+            _scalar(group["weight_decay"]), bool(group["amsgrad"]), bool(group["maximize"]),
+            bool(group.get("decoupled_weight_decay", False)),
+        )  # fmt: skip
+
+
+class Adam(_AdamKernel, torch.optim.Adam):
+    r"""Adam, with AMSGrad and optionally decoupled weight decay: ``torch.optim.Adam``.
+
+    .. math::
+        g \leftarrow \pm\nabla + \lambda\theta, \quad
+        m \leftarrow \beta_1 m + (1 - \beta_1) g, \quad
+        v \leftarrow \beta_2 v + (1 - \beta_2) g^2 \\
+        \hat v = \max(\hat v, v) \text{ (amsgrad) else } v, \quad
+        \theta \leftarrow \theta - \frac{\gamma}{1 - \beta_1^t}\,
+        \frac{m}{\sqrt{\hat v / (1 - \beta_2^t)} + \epsilon}
+    {common}
+    State: ``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq`` (amsgrad).
+
+    Example:
+        >>> import torch
+        >>> from fusedoptim.torch import Adam
+        >>> w = torch.nn.Parameter(torch.zeros(2))
+        >>> opt = Adam([w], lr=0.1)
+        >>> w.grad = torch.tensor([1.0, -1.0])
+        >>> opt.step()
+        >>> w.detach()  # the first Adam step moves each element by lr against its gradient
+        tensor([-0.1000,  0.1000])
+    """
+
+    _device_alternative = "torch.optim.Adam(..., fused=True)"
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float | torch.Tensor = 1e-3,
+        betas: tuple[float | torch.Tensor, float | torch.Tensor] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        decoupled_weight_decay: bool = False,
+    ) -> None:
+        self._refuse_flags(differentiable, capturable)
+        super().__init__(
+            params, lr, betas, eps, weight_decay, amsgrad,
+            foreach=foreach, maximize=maximize, capturable=capturable,
+            differentiable=differentiable, fused=fused,
+            decoupled_weight_decay=decoupled_weight_decay,
+        )  # fmt: skip
+        self._init_fused()
+
+
+class AdamW(_AdamKernel, torch.optim.AdamW):
+    r"""AdamW, Adam with decoupled weight decay: ``torch.optim.AdamW``.
+
+    .. math::
+        \theta \leftarrow \theta(1 - \gamma\lambda), \quad g \leftarrow \pm\nabla, \quad
+        m \leftarrow \beta_1 m + (1 - \beta_1) g, \quad
+        v \leftarrow \beta_2 v + (1 - \beta_2) g^2 \\
+        \hat v = \max(\hat v, v) \text{ (amsgrad) else } v, \quad
+        \theta \leftarrow \theta - \frac{\gamma}{1 - \beta_1^t}\,
+        \frac{m}{\sqrt{\hat v / (1 - \beta_2^t)} + \epsilon}
+    {common}
+    State: ``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq`` (amsgrad).
+
+    Example:
+        >>> import torch
+        >>> from fusedoptim.torch import AdamW
+        >>> model = torch.nn.Linear(4, 1)
+        >>> opt = AdamW(model.parameters(), lr=1e-2)
+        >>> loss = model(torch.ones(8, 4)).pow(2).mean()
+        >>> loss.backward()
+        >>> opt.step()
+        >>> opt.zero_grad()
+        >>> sorted(opt.state[model.weight])
+        ['exp_avg', 'exp_avg_sq', 'step']
+        >>> opt.state[model.weight]["step"]
+        tensor(1.)
+    """
+
+    _device_alternative = "torch.optim.AdamW(..., fused=True)"
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float | torch.Tensor = 1e-3,
+        betas: tuple[float | torch.Tensor, float | torch.Tensor] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        self._refuse_flags(differentiable, capturable)
+        super().__init__(
+            params, lr, betas, eps, weight_decay, amsgrad,
+            maximize=maximize, foreach=foreach, capturable=capturable,
+            differentiable=differentiable, fused=fused,
+        )  # fmt: skip
+        self._init_fused()
+
+
+def _format_docs(classes: Iterable[type]) -> None:
+    for cls in classes:
+        capturable = "" if cls is SGD or cls is Adagrad else " or ``capturable=True``"
+        common = _COMMON_DOC.format(name=cls.__name__, capturable=capturable)
+        cls.__doc__ = (cls.__doc__ or "").replace("{common}", common)
+
+
+_format_docs((SGD, Adagrad, RMSprop, Adadelta, Adam, AdamW))
