@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import fusedoptim
-from fusedoptim import _core, optim
+from fusedoptim import _core, optim, reference
 
 NAMES = ["SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW"]
 TORCH_ONLY_ARGUMENTS = {"foreach", "capturable", "differentiable", "fused"}
@@ -231,16 +231,15 @@ def test_one_core_call_per_group_and_no_per_tensor_work_once_warm(
     opt.step(grads)  # warm-up: creates state
 
     calls: list[int] = []
-    real_adam = _core.adam
-
     checks: list[int] = []
+    real_adam = _core.Plan.adam
 
-    def counting_adam(*args: Any, check_only: bool = False) -> None:
-        (checks if check_only else calls).append(len(args[0]))
-        real_adam(*args, check_only=check_only)
+    def counting_adam(plan: _core.Plan, *args: Any, check_only: bool = False) -> None:
+        (checks if check_only else calls).append(len(plan))
+        real_adam(plan, *args, check_only=check_only)
 
     slow: list[str] = []
-    for method in ("_rebuild", "_create_state", "_check_grads"):
+    for method in ("_rebuild", "_create_state", "_check_grads", "_make_core_plans"):
         real = getattr(optim.Optimizer, method)
 
         def spy(self: Any, *args: Any, _real: Any = real, _name: str = method, **kw: Any) -> Any:
@@ -248,7 +247,7 @@ def test_one_core_call_per_group_and_no_per_tensor_work_once_warm(
             return _real(self, *args, **kw)
 
         monkeypatch.setattr(optim.Optimizer, method, spy)
-    monkeypatch.setattr(_core, "adam", counting_adam)
+    monkeypatch.setattr(_core.Plan, "adam", counting_adam)
     for _ in range(3):
         opt.step(grads)
     assert calls == [40, 20] * 3
@@ -264,6 +263,68 @@ def test_one_core_call_per_group_and_no_per_tensor_work_once_warm(
     slow.clear()
     opt.step([*grads, np.ones(3, dtype=np.float32)])
     assert slow == []
+
+
+@pytest.mark.parametrize("change", ["state-item", "load_state_dict", "data", "amsgrad-on"])
+def test_core_plan_follows_replaced_state_and_data(change: str) -> None:
+    """The compiled plan holds the arrays it checked; after any of these changes it must update
+    the new arrays (checked against the reference) and leave the replaced ones alone."""
+    rng = np.random.default_rng(0)
+    params = [Param(rng.standard_normal(n)) for n in (5, 300)]
+    opt = optim.Adam(params, lr=0.1)
+    # The same run, one tensor at a time in plain NumPy.
+    want = [p.data.copy() for p in params]
+    exp_avgs = [np.zeros_like(w) for w in want]
+    exp_avg_sqs = [np.zeros_like(w) for w in want]
+    max_exp_avg_sqs: list[np.ndarray] | None = None
+
+    def step(count: int) -> None:
+        grads = [rng.standard_normal(w.shape) for w in want]
+        for param, grad in zip(params, grads):
+            param.grad = grad.copy()
+        opt.step()
+        amsgrad = max_exp_avg_sqs is not None
+        reference.adam(want, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step=count, lr=0.1,
+                       amsgrad=amsgrad)  # fmt: skip
+
+    step(1)
+    step(2)
+    if change == "state-item":
+        replaced = opt.state[params[1]]["exp_avg"]
+        opt.state[params[1]]["exp_avg"] = replaced * 0.5
+        exp_avgs[1] *= 0.5
+    elif change == "load_state_dict":
+        replaced = opt.state[params[1]]["exp_avg_sq"]
+        saved = opt.state_dict()
+        saved["state"][1]["exp_avg_sq"] *= 2.0
+        opt.load_state_dict(saved)
+        exp_avg_sqs[1] *= 2.0
+    elif change == "data":
+        replaced = params[0].data
+        params[0].data = replaced + 1.0
+        want[0] += 1.0
+    else:
+        replaced = opt.state[params[0]]["exp_avg"]  # kept: only a new kind of state is added
+        opt.param_groups[0]["amsgrad"] = True
+        max_exp_avg_sqs = [np.zeros_like(w) for w in want]
+    before = replaced.copy()
+    step(3)
+    step(4)
+
+    if change == "amsgrad-on":
+        assert opt.state[params[0]]["exp_avg"] is replaced
+    else:
+        np.testing.assert_array_equal(replaced, before)
+    for index, param in enumerate(params):
+        state = opt.state[param]
+        assert int(state["step"]) == 4
+        got = [param.data, state["exp_avg"], state["exp_avg_sq"]]
+        expected = [want[index], exp_avgs[index], exp_avg_sqs[index]]
+        if max_exp_avg_sqs is not None:
+            got.append(state["max_exp_avg_sq"])
+            expected.append(max_exp_avg_sqs[index])
+        for got_array, want_array in zip(got, expected):
+            np.testing.assert_allclose(got_array, want_array, rtol=1e-12, atol=1e-12)
 
 
 def test_two_threads_stepping_one_optimizer() -> None:

@@ -15,6 +15,7 @@ __all__ = ["Adadelta"]
 
 
 class Adadelta(Optimizer):
+    _algorithm = "adadelta"
     _state_kinds = ("square_avg", "acc_delta")
     _required_kinds = ("square_avg", "acc_delta")
 
@@ -48,17 +49,13 @@ class Adadelta(Optimizer):
     def _update(
         self,
         group: Mapping[str, Any],
-        params: list[np.ndarray],
+        plan: _core.Plan,
         grads: Sequence[np.ndarray | None],
-        states: Mapping[str, list[np.ndarray | None]],
         steps: np.ndarray,
         check_only: bool = False,
     ) -> None:
-        _core.adadelta(
-            params,
+        plan.adadelta(
             grads,
-            states["square_avg"],
-            states["acc_delta"],
             steps,
             True,
             float(group["lr"]),

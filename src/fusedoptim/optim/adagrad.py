@@ -15,6 +15,7 @@ __all__ = ["Adagrad"]
 
 
 class Adagrad(Optimizer):
+    _algorithm = "adagrad"
     _state_kinds = ("sum",)
     _required_kinds = ("sum",)
     # PyTorch creates AdaGrad's state in the constructor (so `sum` can start non-zero).
@@ -57,16 +58,13 @@ class Adagrad(Optimizer):
     def _update(
         self,
         group: Mapping[str, Any],
-        params: list[np.ndarray],
+        plan: _core.Plan,
         grads: Sequence[np.ndarray | None],
-        states: Mapping[str, list[np.ndarray | None]],
         steps: np.ndarray,
         check_only: bool = False,
     ) -> None:
-        _core.adagrad(
-            params,
+        plan.adagrad(
             grads,
-            states["sum"],
             steps,
             True,
             float(group["lr"]),

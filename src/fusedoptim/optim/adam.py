@@ -29,6 +29,7 @@ def check_adam_hyperparameters(group: Mapping[str, Any]) -> None:
 
 
 class Adam(Optimizer):
+    _algorithm = "adam"
     _state_kinds = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     _required_kinds = ("exp_avg", "exp_avg_sq")
 
@@ -66,20 +67,14 @@ class Adam(Optimizer):
     def _update(
         self,
         group: Mapping[str, Any],
-        params: list[np.ndarray],
+        plan: _core.Plan,
         grads: Sequence[np.ndarray | None],
-        states: Mapping[str, list[np.ndarray | None]],
         steps: np.ndarray,
         check_only: bool = False,
     ) -> None:
         beta1, beta2 = group["betas"]
-        amsgrad = bool(group["amsgrad"])
-        _core.adam(
-            params,
+        plan.adam(
             grads,
-            states["exp_avg"],
-            states["exp_avg_sq"],
-            states["max_exp_avg_sq"] if amsgrad else None,
             steps,
             True,
             float(group["lr"]),
@@ -87,7 +82,7 @@ class Adam(Optimizer):
             float(beta2),
             float(group["eps"]),
             float(group["weight_decay"]),
-            amsgrad,
+            bool(group["amsgrad"]),
             bool(group["maximize"]),
             bool(group["decoupled_weight_decay"]),
             check_only=check_only,

@@ -6,17 +6,22 @@ lives here, organised so that a steady-state :meth:`Optimizer.step` does no Pyth
 tensor:
 
 * For each parameter group the optimizer keeps a *plan*: the list of parameter arrays, one list
-  per kind of state (``exp_avg``, ...), and an ``int64`` array of per-parameter step counts that
-  the compiled core increments itself. ``step()`` slices the user's gradient list (or gathers the
-  ``.grad`` attributes with ``map``) and hands the lists to **one** ``fusedoptim._core`` call per
-  group, which validates every array in C++ before touching any of them.
+  per kind of state (``exp_avg``, ...), an ``int64`` array of per-parameter step counts that
+  the compiled core increments itself, and a ``fusedoptim._core.Plan`` that has checked the
+  parameter and state arrays once (their types, shapes and that none overlaps another).
+  ``step()`` slices the user's gradient list (or gathers the ``.grad`` attributes with ``map``)
+  and hands it to **one** call of that ``Plan`` per group, which checks only the gradients in
+  C++ before touching any array.
 * The plan is rebuilt only when something structural changes: a parameter group is added or
   replaced, ``load_state_dict`` runs, a parameter object's ``.data`` is replaced, the state is
   edited through ``opt.state``, or an option that needs more state (``amsgrad``, ``momentum``,
-  ``centered``) is switched on.
+  ``centered``) is switched on. Creating state remakes the ``_core.Plan`` of the tensors' bucket.
 * State is created lazily, when PyTorch creates it (at a parameter's first step with a
   gradient; AdaGrad at construction). A per-plan count of parameters that still lack state keeps
   that slow path off the steady-state path.
+
+A ``_core.Plan`` holds its arrays by reference and does not check them again, so anything that
+swaps an array goes through a rebuild; in-place writes to the arrays need none.
 
 A step either happens completely or not at all: every check that can fail runs before the first
 array is written, so a bad gradient, a replaced ``.data`` or a bad hyperparameter raises and
@@ -32,6 +37,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMappin
 from typing import Any, ClassVar
 
 import numpy as np
+
+from fusedoptim import _core
 
 __all__ = ["Optimizer"]
 
@@ -302,7 +309,16 @@ class StateMap(MutableMapping):
 class _Bucket:
     """The tensors of one group that go to one core call (one dtype: the core refuses mixes)."""
 
-    __slots__ = ("positions", "take", "arrays", "states", "entries", "steps", "missing")
+    __slots__ = (
+        "positions",
+        "take",
+        "arrays",
+        "states",
+        "entries",
+        "steps",
+        "missing",
+        "core_plan",
+    )
 
     positions: list[int] | None  # positions inside the group; None: the whole group, in order
     take: Callable[[Sequence[Any]], Sequence[Any]] | None  # picks this bucket's gradients
@@ -311,6 +327,7 @@ class _Bucket:
     entries: list[_Entry]
     steps: np.ndarray  # int64, one count per tensor, incremented by the core
     missing: int  # tensors still lacking some state they need
+    core_plan: _core.Plan  # arrays and the state the group's options use, checked once
 
 
 class _Plan:
@@ -347,9 +364,10 @@ def _take_one(position: int) -> Callable[[Sequence[Any]], tuple[Any]]:
 class Optimizer:
     """Base class of fusedoptim's optimizers, with the ``torch.optim.Optimizer`` interface.
 
-    Subclasses set :attr:`_state_kinds` (array state, in the order the core takes it),
-    :attr:`_keeps_step` and implement :meth:`_check_hyperparameters`, :meth:`_needed_kinds` and
-    :meth:`_update` (one core call). Users do not instantiate this class directly.
+    Subclasses set :attr:`_algorithm` (the ``_core.Plan`` algorithm), :attr:`_state_kinds`
+    (array state, in the order the core takes it), :attr:`_keeps_step` and implement
+    :meth:`_check_hyperparameters`, :meth:`_needed_kinds` and :meth:`_update` (one core call).
+    Users do not instantiate this class directly.
 
     Attributes:
         defaults: the constructor's hyperparameters, applied to groups that do not set them.
@@ -373,6 +391,8 @@ class Optimizer:
         array([0.5, 1. , 1.5])
     """
 
+    # The update the compiled core runs ("sgd", "adagrad", "rmsprop", "adadelta" or "adam").
+    _algorithm: ClassVar[str]
     # Array state kinds, in the order the core takes them (e.g. exp_avg, exp_avg_sq, ...).
     _state_kinds: ClassVar[tuple[str, ...]] = ()
     # Whether state holds a 'step' count (every optimizer here but SGD).
@@ -414,7 +434,7 @@ class Optimizer:
         if self._eager_state:
             for plan in self._plans:
                 for bucket in plan.buckets:
-                    self._create_state(plan.group, bucket, range(len(bucket.arrays)))
+                    self._create_state(plan, bucket, range(len(bucket.arrays)))
 
     # ---------------------------------------------------------------- subclass interface
     @staticmethod
@@ -433,15 +453,15 @@ class Optimizer:
     def _update(
         self,
         group: Mapping[str, Any],
-        params: list[np.ndarray],
+        plan: _core.Plan,
         grads: Sequence[np.ndarray | None],
-        states: Mapping[str, list[np.ndarray | None]],
         steps: np.ndarray,
         check_only: bool = False,
     ) -> None:
-        """Make the one core call that updates ``params`` (and ``states``, ``steps``).
+        """Call ``plan.<algorithm>`` once with ``group``'s hyperparameters.
 
-        With ``check_only`` the core checks every argument and writes nothing.
+        The call updates the plan's parameters and state and increments ``steps`` where a
+        gradient is given; with ``check_only`` it checks the gradients and writes nothing.
         """
         raise NotImplementedError
 
@@ -698,6 +718,7 @@ class Optimizer:
         previous, self._objects = self._objects, objects
         try:
             plan = self._build_plan(new_group, self._num_params, entries)
+            self._make_core_plans(plan)
         finally:
             self._objects = previous
 
@@ -809,6 +830,18 @@ class Optimizer:
             plan.buckets.append(bucket)
         return plan
 
+    def _make_core_plans(self, plan: _Plan, buckets: Iterable[_Bucket] | None = None) -> None:
+        """(Re)make the ``_core.Plan`` of ``buckets`` (default: all of ``plan``'s).
+
+        Each holds the bucket's arrays and the state the group's options use, which the core
+        checks here, once. Callers run their own checks first, for their clearer messages.
+        """
+        for bucket in plan.buckets if buckets is None else buckets:
+            states = [
+                bucket.states[kind] if kind in plan.kinds else None for kind in self._state_kinds
+            ]
+            bucket.core_plan = _core.Plan(self._algorithm, bucket.arrays, states)
+
     def _commit_plan(self, plan: _Plan) -> None:
         """Point each ``state['step']`` at the plan's live count (a 0-d view)."""
         if not self._keeps_step:
@@ -835,6 +868,8 @@ class Optimizer:
             start += len(group["params"])
         plans = [self._build_plan(group, s) for group, s in zip(self.param_groups, starts)]
         check_no_overlap([array for plan in plans for array in plan.arrays], self._flat_label)
+        for plan in plans:
+            self._make_core_plans(plan)
         for plan in plans:
             self._commit_plan(plan)
         self._plans = plans
@@ -915,11 +950,12 @@ class Optimizer:
             else:
                 group_grads = [grads[plan.start : plan.stop] for plan in plans]
 
-        # The core checks every array of one call before writing any, so a single call needs
-        # no checks here. With several calls a bad gradient in a later one must be found before
-        # the first one writes: the core checks each call without writing (check_only), which
-        # also sees what a Python screen cannot, such as a gradient that is a view of its
-        # parameter. Creating state is a change too, so it waits for the checks.
+        # A core plan checks a call's gradients before writing anything (its parameters and
+        # state were checked when it was made), so a single call needs no checks here. With
+        # several calls a bad gradient in a later one must be found before the first one
+        # writes: each plan checks its gradients without writing (check_only), which also sees
+        # what a Python screen cannot, such as a gradient that is a view of another tensor's
+        # state. Creating state is a change too, so it waits for the checks.
         calls = sum(len(plan.buckets) for plan in plans)
         for plan, plan_grads in zip(plans, group_grads):
             if any(bucket.missing for bucket in plan.buckets):
@@ -938,14 +974,10 @@ class Optimizer:
             bucket_grads = plan_grads if bucket.take is None else bucket.take(plan_grads)
             if bucket.missing and not check_only:
                 self._create_state(
-                    group,
-                    bucket,
-                    [j for j, grad in enumerate(bucket_grads) if grad is not None],
+                    plan, bucket, [j for j, grad in enumerate(bucket_grads) if grad is not None]
                 )
             try:
-                self._update(
-                    group, bucket.arrays, bucket_grads, bucket.states, bucket.steps, check_only
-                )
+                self._update(group, bucket.core_plan, bucket_grads, bucket.steps, check_only)
             except (TypeError, ValueError) as error:
                 # Say which parameter, in the user's numbering, when we can.
                 self._check_grads(plan, plan_grads, cause=error)
@@ -966,11 +998,10 @@ class Optimizer:
             except (TypeError, ValueError) as error:
                 raise error from cause
 
-    def _create_state(
-        self, group: Mapping[str, Any], bucket: _Bucket, positions: Iterable[int]
-    ) -> None:
+    def _create_state(self, plan: _Plan, bucket: _Bucket, positions: Iterable[int]) -> None:
         """Create the missing state of the given tensors (PyTorch's lazy initialization)."""
-        kinds = tuple(self._needed_kinds(group))
+        group, kinds = plan.group, plan.kinds
+        created = False
         for j in positions:
             state = bucket.entries[j].state
             if self._keeps_step and "step" not in state:
@@ -981,6 +1012,7 @@ class Optimizer:
                 if bucket.states[kind][j] is None:
                     array = self._new_state(group, kind, bucket.arrays[j])
                     bucket.states[kind][j] = array
+                    created = True
                     dict.__setitem__(state, kind, array)
                     if kind == "momentum_buffer" and not self._keeps_step:
                         # SGD: a new buffer takes PyTorch's `buf is None` path, a copy of the
@@ -992,6 +1024,8 @@ class Optimizer:
             if (self._keeps_step and "step" not in entry.state)
             or any(bucket.states[kind][j] is None for kind in kinds)
         )
+        if created:
+            self._make_core_plans(plan, [bucket])
 
     # ---------------------------------------------------------------- loading
     def _load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
@@ -1104,6 +1138,7 @@ class Optimizer:
         plans, start = [], 0
         for new_group in new_groups:
             plans.append(self._build_plan(new_group, start, new_entries))
+            self._make_core_plans(plans[-1])
             start += len(new_group["params"])
 
         # Everything checked: apply.

@@ -15,6 +15,7 @@ __all__ = ["RMSprop"]
 
 
 class RMSprop(Optimizer):
+    _algorithm = "rmsprop"
     _state_kinds = ("square_avg", "momentum_buffer", "grad_avg")
     _required_kinds = ("square_avg",)
 
@@ -63,28 +64,21 @@ class RMSprop(Optimizer):
     def _update(
         self,
         group: Mapping[str, Any],
-        params: list[np.ndarray],
+        plan: _core.Plan,
         grads: Sequence[np.ndarray | None],
-        states: Mapping[str, list[np.ndarray | None]],
         steps: np.ndarray,
         check_only: bool = False,
     ) -> None:
-        momentum = group["momentum"]
-        centered = bool(group["centered"])
-        _core.rmsprop(
-            params,
+        plan.rmsprop(
             grads,
-            states["square_avg"],
-            states["momentum_buffer"] if momentum > 0 else None,
-            states["grad_avg"] if centered else None,
             steps,
             True,
             float(group["lr"]),
             float(group["alpha"]),
             float(group["eps"]),
             float(group["weight_decay"]),
-            float(momentum),
-            centered,
+            float(group["momentum"]),
+            bool(group["centered"]),
             bool(group["maximize"]),
             check_only=check_only,
         )

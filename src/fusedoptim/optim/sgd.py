@@ -15,6 +15,7 @@ __all__ = ["SGD"]
 
 
 class SGD(Optimizer):
+    _algorithm = "sgd"
     _state_kinds = ("momentum_buffer",)
     # PyTorch's SGD keeps no step count: a missing momentum buffer marks the first step.
     _keeps_step = False
@@ -56,21 +57,17 @@ class SGD(Optimizer):
     def _update(
         self,
         group: Mapping[str, Any],
-        params: list[np.ndarray],
+        plan: _core.Plan,
         grads: Sequence[np.ndarray | None],
-        states: Mapping[str, list[np.ndarray | None]],
         steps: np.ndarray,
         check_only: bool = False,
     ) -> None:
-        momentum = group["momentum"]
-        _core.sgd(
-            params,
+        plan.sgd(
             grads,
-            states["momentum_buffer"] if momentum != 0 else None,
             steps,
             True,
             float(group["lr"]),
-            float(momentum),
+            float(group["momentum"]),
             float(group["dampening"]),
             bool(group["nesterov"]),
             float(group["weight_decay"]),
