@@ -1,0 +1,556 @@
+"""The ``fusedoptim-bench`` command: options, output, JSON, plot, error messages.
+
+Only behaviour is tested, never speed: runs use tiny sizes, and the machine-dependent parts (the
+cache size, the bandwidth probe's array length) are shrunk so that a run takes a fraction of a
+second. Whether the benchmark compares like with like is tested directly: each contender's step
+must compute the same update as the others.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fusedoptim import bench
+
+TINY_CACHE = 64 * 2**10
+
+
+@pytest.fixture
+def small_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pretend the cache is 64 KiB and shrink the bandwidth probe, so runs take milliseconds."""
+    monkeypatch.setattr(bench, "last_level_cache_bytes", lambda: TINY_CACHE)
+    monkeypatch.setattr(bench, "BANDWIDTH_MIN_ELEMENTS", 2**14)
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``fusedoptim-bench ARGV``, never measuring again because the machine is busy."""
+    status = bench.main([*argv, "--retries", "0"])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def table_rows(out: str) -> list[list[str]]:
+    """The table's data rows, split on runs of two or more spaces."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("---")) + 1
+    rows = []
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        rows.append([cell.strip() for cell in line.split("  ") if cell.strip()])
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# What the benchmark counts and compares.
+
+
+@pytest.mark.parametrize("optimizer", list(bench.OPTIMIZERS))
+def test_bytes_per_element_counts_every_array_read_and_written(optimizer: str) -> None:
+    # Read: parameter, gradient and each state; written: parameter and each state.
+    states = bench.OPTIMIZERS[optimizer].states
+    arrays = (2 + states) + (1 + states)
+    assert bench.bytes_per_element(optimizer, np.float32) == 4 * arrays
+    assert bench.bytes_per_element(optimizer, np.float64) == 8 * arrays
+
+
+def test_defaults_are_the_issue_list() -> None:
+    assert set(bench.DEFAULT_OPTIMIZERS) == {
+        "sgd", "sgd_momentum", "sgd_nesterov", "adagrad", "rmsprop", "rmsprop_centered",
+        "adadelta", "adam", "adam_amsgrad", "adamw",
+    }  # fmt: skip
+    layouts = [bench.parse_size(text) for text in bench.DEFAULT_SIZES.split(",")]
+    one_tensor = {layout.elements for layout in layouts if layout.one_tensor}
+    assert one_tensor == {10**3, 10**5, 10**6, 10**7}
+    assert {(layout.count, layout.size) for layout in layouts if not layout.one_tensor} == {
+        (500, 2000),
+        (200, 500),
+    }
+
+
+def _run_contender(contender: str, optimizer: str, steps: int, torch: Any) -> bench.ProblemCopy:
+    config = bench.OPTIMIZERS[optimizer]
+    copy = bench.ArrayPool(bench.Layout(3, 37), np.float64).copies(1, config.states)[0]
+    step = bench.make_stepper(contender, config, [copy], torch)
+    for _ in range(steps):
+        step(0)
+    return copy
+
+
+@pytest.mark.parametrize("optimizer", list(bench.OPTIMIZERS))
+def test_contenders_compute_the_same_update(optimizer: str) -> None:
+    """fusedoptim, NumPy and torch run the same algorithm with the same hyperparameters."""
+    torch = pytest.importorskip("torch")
+    steps = 4
+    fused = _run_contender("fusedoptim", optimizer, steps, None)
+    numpy = _run_contender("numpy", optimizer, steps, None)
+    torch_run = _run_contender("torch", optimizer, steps, torch)
+    initial = bench.ArrayPool(bench.Layout(3, 37), np.float64).copies(1, 0)[0]
+    for i, param in enumerate(fused.params):
+        assert not np.array_equal(param, initial.params[i])  # the step did something
+        np.testing.assert_allclose(param, numpy.params[i], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(param, torch_run.params[i], rtol=1e-12, atol=1e-14)
+    for slot, (fused_state, numpy_state) in enumerate(zip(fused.states, numpy.states)):
+        for i, array in enumerate(fused_state):
+            np.testing.assert_allclose(
+                array, numpy_state[i], rtol=1e-12, atol=1e-14, err_msg=f"state {slot}[{i}]"
+            )
+
+
+@pytest.mark.parametrize("optimizer", list(bench.OPTIMIZERS))
+def test_state_slots_are_the_states_torch_keeps(optimizer: str) -> None:
+    """The byte count rests on the state list; torch must keep exactly those states."""
+    torch = pytest.importorskip("torch")
+    config = bench.OPTIMIZERS[optimizer]
+    param = torch.zeros(5, requires_grad=True)
+    param.grad = torch.ones(5)
+    options = {**config.options, "fused": True} if config.torch_fused else config.options
+    torch_optimizer = getattr(torch.optim, config.torch_class)([param], **options)
+    torch_optimizer.step()
+    kept = {key for key in torch_optimizer.state[param] if key != "step"}
+    assert kept == {slot for slot in config.state_slots if slot is not None}
+
+
+def test_stepper_counts_steps_per_copy() -> None:
+    """Each copy counts its own steps from 1, so SGD's step-1 path (buffer = gradient) runs once
+    per copy: afterwards the momentum buffer is momentum * gradient + gradient after step 2."""
+    config = bench.OPTIMIZERS["sgd_momentum"]
+    copies = bench.ArrayPool(bench.Layout(1, 8), np.float64).copies(2, config.states)
+    step = bench.make_stepper("fusedoptim", config, copies)
+    for k in (0, 1, 0, 1):
+        step(k)
+    momentum = config.options["momentum"]
+    for copy in copies:
+        expected = momentum * copy.grads[0] + copy.grads[0]
+        np.testing.assert_allclose(copy.states[0][0], expected, rtol=1e-15)
+
+
+def test_same_data_for_every_contender() -> None:
+    pool = bench.ArrayPool(bench.Layout(2, 16), np.float32)
+    first = pool.copies(2, 3)
+    first[0].params[0][:] = 7
+    first[1].states[2][1][:] = 5
+    again = pool.copies(2, 3)
+    other = bench.ArrayPool(bench.Layout(2, 16), np.float32).copies(2, 3)
+    for a, b in zip(again, other):
+        for x, y in zip(a.params + a.grads, b.params + b.grads):
+            np.testing.assert_array_equal(x, y)
+        assert all(not state.any() for states in a.states for state in states)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam_amsgrad"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_out_of_cache_copies_exceed_the_cache(optimizer: str, dtype: Any) -> None:
+    config = bench.OPTIMIZERS[optimizer]
+    cache = 256 * 2**20
+    layout = bench.Layout(1, 10**7)
+    copies = bench.copies_needed(config, layout, dtype, cache)
+    copy_bytes = (2 + config.states) * layout.elements * np.dtype(dtype).itemsize
+    # Between two uses of a copy the others are all touched: together they exceed the cache ...
+    assert (copies - 1) * copy_bytes >= bench.CACHE_FLUSH_FACTOR * cache
+    # ... and there are no more copies than that needs.
+    assert (copies - 2) * copy_bytes < bench.CACHE_FLUSH_FACTOR * cache or copies == 2
+    assert bench.copies_needed(config, bench.Layout(1, 1000), dtype, cache) == 1
+
+
+def test_time_steps_warms_every_copy_then_never_repeats_a_copy_back_to_back() -> None:
+    calls: list[int] = []
+    timing = bench.time_steps(calls.append, copies=4, repeat=9)
+    assert calls[:4] == [0, 1, 2, 3]  # warm-up
+    timed = calls[4:]
+    assert len(timed) == 1 + 9  # one calibration call, then one call per sample
+    assert all(a != b for a, b in zip(timed, timed[1:]))
+    assert timed == [k % 4 for k in range(len(timed))]  # the copy touched longest ago is next
+    assert len(timing.samples) == 9 and timing.number == 1
+
+
+class FakeClock:
+    """A clock that advances only when a step runs (1 us per step), so timing logic is exact."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.calls: list[int] = []
+
+    def step(self, copy: int) -> None:
+        self.calls.append(copy)
+        self.now += 1e-6
+
+
+@pytest.fixture
+def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    clock = FakeClock()
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock.now)
+    return clock
+
+
+def test_time_steps_batches_calls_in_cache(fake_clock: FakeClock) -> None:
+    timing = bench.time_steps(fake_clock.step, copies=1, min_time=0.1)
+    # The batch doubles until it lasts SAMPLE_SECONDS: 2048 steps of 1 us.
+    assert bench.SAMPLE_SECONDS == 2e-3 and timing.number == 2048
+    # As many samples as fit in min_time: 0.1 s / 2.048 ms.
+    assert len(timing.samples) == math.ceil(0.1 / 2.048e-3)
+    assert all(math.isclose(sample, 1e-6) for sample in timing.samples)
+    assert set(fake_clock.calls) == {0}
+
+
+def test_time_steps_sample_count_is_bounded(fake_clock: FakeClock) -> None:
+    # Out of cache one step is one sample: 0.1 s of 1 us steps would be 1e5 samples.
+    timing = bench.time_steps(fake_clock.step, copies=3, min_time=0.1)
+    assert len(timing.samples) == bench.MAX_REPEATS and timing.number == 1
+    # And never fewer than MIN_REPEATS, however short min_time is.
+    brief = bench.time_steps(fake_clock.step, copies=3, min_time=1e-9)
+    assert len(brief.samples) == bench.MIN_REPEATS
+
+
+# --------------------------------------------------------------------------------------------
+# Targets and the table, from a report with chosen numbers.
+
+
+def _case(optimizer: str, layout: bench.Layout, ns: dict[str, float]) -> bench.Case:
+    case = bench.Case(
+        optimizer, layout, "float32", 2, bench.bytes_per_element(optimizer, "float32")
+    )
+    for contender, value in ns.items():
+        seconds = value * layout.elements * 1e-9
+        case.timings[contender] = bench.Timing([seconds] * 3, 1, 1)
+    return case
+
+
+def _report(cases: list[bench.Case], bandwidth: float = 40.0) -> bench.Report:
+    settings = bench.Settings(
+        optimizers=sorted({case.optimizer for case in cases}),
+        layouts=list(dict.fromkeys(case.layout for case in cases)),
+        dtypes=["float32"],
+        threads=[2],
+        contenders=list(bench.CONTENDERS),
+    )
+    return bench.Report(
+        settings=settings,
+        machine={"cpu": "test", "last_level_cache_bytes": TINY_CACHE, "build_info": {}},
+        bandwidth={2: bench.Bandwidth(2, bandwidth, bandwidth * 0.8, 1)},
+        cases=cases,
+        command="fusedoptim-bench",
+        started="now",
+    )
+
+
+def _target(targets: list[bench.TargetResult], text: str) -> bench.TargetResult:
+    return next(target for target in targets if text in target.description)
+
+
+def test_targets_met_and_missed() -> None:
+    ten_million, million = bench.Layout(1, 10**7), bench.Layout(1, 10**6)
+    many = bench.Layout(500, 2000)
+    floor = 28 / 40.0  # Adam float32 at 40 GB/s: ns per element to move 28 bytes
+    adam_10m = floor / 0.95  # 95% of the bandwidth
+    report = _report(
+        [
+            _case("adam", ten_million, {"fusedoptim": adam_10m, "numpy": 9 * adam_10m,
+                                        "torch": 1.2 * adam_10m}),
+            _case("sgd", ten_million, {"fusedoptim": (12 / 40.0) / 0.8, "numpy": 1.0,
+                                       "torch": 0.2}),
+            _case("adam", million, {"fusedoptim": 1.0, "numpy": 8.5, "torch": 1.4}),
+            _case("adam", many, {"fusedoptim": 1.6, "numpy": 20.0, "torch": 8.5}),
+            _case("rmsprop", million, {"fusedoptim": 1.0, "numpy": 9.0, "torch": 5.5}),
+        ]
+    )  # fmt: skip
+    targets = bench.evaluate_targets(report)
+
+    fraction = _target(targets, "90% of measured bandwidth")
+    assert fraction.status == "NOT MET"
+    assert dict((label, ok) for label, _, ok in fraction.cases) == {"adam": True, "sgd": False}
+    assert math.isclose(dict((k, v) for k, v, _ in fraction.cases)["adam"], 95.0)
+    assert _target(targets, "10M one tensor: >= 8x faster than NumPy").status == "NOT MET"
+    torch_10m = _target(targets, "at least as fast as torch")
+    assert torch_10m.worst() is not None and torch_10m.worst()[0] == "sgd 1e7"
+
+    assert _target(targets, "1M one tensor: >= 1.5x").status == "NOT MET"  # 1.4x
+    assert _target(targets, "1M one tensor: >= 8x faster than NumPy").status == "met"  # 8.5x, 9x
+    assert _target(targets, "500 x 2,000: >= 5x").status == "met"  # 8.5 / 1.6
+    ratio = _target(targets, "1.5x the time of one 1M tensor")
+    assert ratio.status == "NOT MET" and math.isclose(ratio.cases[0][1], 1.6)
+    assert _target(targets, "RMSprop and AdaDelta").status == "met"  # 5.5x
+
+    text = bench.format_targets(targets, 2)
+    assert "[NOT MET] 1M one tensor: >= 1.5x faster than torch fused=True" in text
+    # torch's 1.4 ns against the 0.7 ns needed to move Adam's 28 bytes at 40 GB/s: 2x at most.
+    assert "failing: adam 1e6 1.40x (bandwidth allows <= 2.00x)" in text
+
+
+def test_targets_not_measured_when_the_cases_are_missing() -> None:
+    report = _report([_case("adam", bench.Layout(1, 1000), {"fusedoptim": 1.0})])
+    statuses = {target.description: target.status for target in bench.evaluate_targets(report)}
+    assert all(status == "not measured" for status in statuses.values())
+
+
+def test_table_rows_speedups_and_bandwidth() -> None:
+    cold = _case("adam", bench.Layout(1, 10**6), {"fusedoptim": 0.7, "numpy": 7.7, "torch": 1.4})
+    hot = _case("sgd", bench.Layout(1, 1000), {"fusedoptim": 0.5, "numpy": 1.0, "torch": 2.0})
+    table = bench.format_table(_report([cold, hot], bandwidth=50.0))
+    rows = table_rows(table)
+    assert rows[0][:5] == ["adam", "1 tensor", "1,000,000", "float32", "2"]
+    # ns/el for numpy, torch, fusedoptim; speed-ups over numpy and torch; GB/s; share of 50 GB/s
+    assert rows[0][5:] == ["7.70", "1.40", "0.700", "11.0x", "2.00x", "40.0", "80%"]
+    assert rows[1][-1] == "48% (c)"  # in cache: marked, 12 B / 0.5 ns = 24 GB/s of 50
+    assert "50.0 GB/s in place" in table
+
+
+# --------------------------------------------------------------------------------------------
+# Whole runs of the command (tiny).
+
+
+def test_run_prints_table_and_writes_json(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, small_machine: None
+) -> None:
+    path = tmp_path / "results.json"
+    status, out, err = run_main(
+        capsys,
+        "--optimizers", "adam,rmsprop_centered", "--sizes", "1000,3x200", "--repeat", "3",
+        "--contenders", "numpy,fusedoptim", "--threads", "1,all", "--json", str(path),
+    )  # fmt: skip
+    assert status == 0
+    assert "\r" not in err  # no progress bar when stderr is not a terminal
+    rows = table_rows(out)
+    combos = {(row[0], row[1], row[4]) for row in rows}
+    threads_all = str(bench.usable_cores())
+    assert combos == {
+        (name, layout, threads)
+        for name in ("adam", "rmsprop_centered")
+        for layout in ("1 tensor", "3 x 200")
+        for threads in {"1", threads_all}
+    }
+    assert "targets (float32" in out and "wall time" in out
+
+    data = json.loads(path.read_text())
+    assert data["command"].startswith("fusedoptim-bench --optimizers adam,rmsprop_centered")
+    machine = data["machine"]
+    assert machine["build_info"]["isa"] in machine["build_info"]["isa_supported"]
+    assert machine["numpy"] == np.__version__ and machine["cpu"]
+    assert {entry["threads"] for entry in data["bandwidth"]} == {1, int(threads_all)}
+    assert len(data["cases"]) == len(rows)
+    for case in data["cases"]:
+        ns = case["ns_per_element"]
+        assert set(ns) == {"numpy", "fusedoptim"}
+        assert all(value > 0 and math.isfinite(value) for value in ns.values())
+        assert math.isclose(case["speedup"]["numpy"], ns["numpy"] / ns["fusedoptim"])
+        assert math.isclose(case["gbs"], case["bytes_per_element"] / ns["fusedoptim"])
+        timing = case["timings"]["fusedoptim"]
+        assert len(timing["samples"]) == 3 and timing["copies"] == 1
+        assert math.isclose(ns["fusedoptim"], np.median(timing["samples"]) / case["elements"] * 1e9)
+    assert [target["status"] for target in data["targets"]].count("not measured") >= 7
+
+
+@pytest.mark.parametrize("cold_from", [None, "1500", "never"])
+def test_out_of_cache_run_cycles_copies(
+    cold_from: str | None,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    small_machine: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bench, "COLD_MIN_ELEMENTS", 1000)
+    path = tmp_path / "cold.json"
+    option = [] if cold_from is None else ["--cold-from", cold_from]
+    status, out, _ = run_main(
+        capsys, "--optimizers", "sgd", "--sizes", "2000", "--repeat", "5",
+        "--contenders", "fusedoptim", "--threads", "1", "--json", str(path), *option,
+    )  # fmt: skip
+    assert status == 0
+    (case,) = json.loads(path.read_text())["cases"]
+    copies = case["timings"]["fusedoptim"]["copies"]
+    share = table_rows(out)[0][-1]
+    if cold_from == "never":
+        assert not case["out_of_cache"] and copies == 1
+        assert share.endswith("% (c)") and "Every case runs in cache" in out
+    else:
+        copy_bytes = 2 * 2000 * 4
+        assert case["out_of_cache"] and (copies - 1) * copy_bytes >= TINY_CACHE
+        assert share.endswith("%") and "(c)" not in share  # not marked in-cache
+
+
+def test_plot_writes_png(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, small_machine: None
+) -> None:
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "plot.png"
+    status, out, _ = run_main(
+        capsys, "--optimizers", "sgd,adam,adagrad", "--sizes", "1000,4000,5x100",
+        "--repeat", "3", "--contenders", "numpy,fusedoptim", "--plot", str(path),
+    )  # fmt: skip
+    assert status == 0 and f"wrote {path}" in out
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from matplotlib.image import imread
+
+    height, width = imread(str(path)).shape[:2]
+    assert width > height > 200  # three panels side by side
+
+
+@pytest.mark.parametrize("others", [0.0, 1.0])
+def test_disturbed_measurements_are_retried_then_marked(
+    others: float,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    small_machine: None,
+) -> None:
+    """Other processes' CPU use (here faked) makes a measurement count as disturbed."""
+    monkeypatch.setattr(bench.CpuMonitor, "stop", lambda self: others)
+    waits: list[None] = []
+    monkeypatch.setattr(bench, "wait_for_quiet", lambda: waits.append(None) or True)
+    path = tmp_path / "out.json"
+    status = bench.main(
+        ["--optimizers", "sgd", "--sizes", "1000", "--repeat", "3", "--threads", "1",
+         "--contenders", "numpy,fusedoptim", "--retries", "2", "--json", str(path)]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert status == 0
+    (case,) = json.loads(path.read_text())["cases"]
+    attempts = {name: timing["attempts"] for name, timing in case["timings"].items()}
+    row = table_rows(out)[0]
+    if others:
+        assert attempts == {"numpy": 3, "fusedoptim": 3}
+        # Before each retry: bandwidth before and after the cases, numpy, fusedoptim.
+        assert len(waits) == 2 + 2 + 2 + 2
+        assert row[5].endswith("*") and row[6].endswith("*")
+        assert "WARNING: other processes used 1.00 cores on average during this run and " in out
+    else:
+        assert attempts == {"numpy": 1, "fusedoptim": 1} and not waits
+        assert "*" not in " ".join(row) and "WARNING" not in out
+
+
+@pytest.mark.parametrize(
+    ("probes", "chosen"),
+    [([(30.0, 0.0), (40.0, 0.0)], 40.0), ([(40.0, 0.0), (30.0, 0.0)], 40.0),
+     ([(30.0, 0.0), (40.0, 0.9)], 30.0), ([(30.0, 0.9), (40.0, 0.9)], 40.0)],
+)  # fmt: skip
+def test_bandwidth_is_the_best_quiet_probe(
+    probes: list[tuple[float, float]], chosen: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Measured before and after the cases; the highest undisturbed one counts (the highest
+    makes every bandwidth share smaller, so the choice can only understate fusedoptim)."""
+    results = iter(probes)
+
+    def fake_probe(threads: int, cache_bytes: int, repeat: int | None) -> bench.Bandwidth:
+        gbs, others = next(results)
+        return bench.Bandwidth(threads, gbs, gbs / 2, 1, others=others)
+
+    monkeypatch.setattr(bench, "measure_bandwidth", fake_probe)
+    settings = bench.Settings(["sgd"], [bench.Layout(1, 100)], ["float32"], [1], ["fusedoptim"], 3)
+    report = bench.run(settings, None)
+    assert report.bandwidth[1].in_place_gbs == chosen
+    assert [run.in_place_gbs for run in report.bandwidth_runs] == [gbs for gbs, _ in probes]
+
+
+def test_progress_on_a_terminal(monkeypatch: pytest.MonkeyPatch, small_machine: None) -> None:
+    class Terminal:
+        def __init__(self) -> None:
+            self.text = ""
+
+        def isatty(self) -> bool:
+            return True
+
+        def write(self, text: str) -> None:
+            self.text += text
+
+        def flush(self) -> None:
+            pass
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # the plain fallback
+    terminal = Terminal()
+    settings = bench.Settings(["sgd"], [bench.Layout(1, 100)], ["float32"], [1], ["fusedoptim"], 3)
+    bench.run(settings, None, progress_stream=terminal)
+    assert "\r[1/3] bandwidth, 1 thread(s)" in terminal.text
+    assert "\r[2/3] sgd 1e2 float32 1t fusedoptim" in terminal.text
+    assert "\r[3/3] bandwidth again, 1 thread(s)" in terminal.text
+    assert terminal.text.endswith("\r")  # the line is cleared at the end
+
+
+def test_without_torch_default_run_skips_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, small_machine: None
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)
+    status, out, _ = run_main(capsys, "--optimizers", "sgd", "--sizes", "1000", "--repeat", "3")
+    assert status == 0
+    assert "torch ns/el" not in out
+    assert 'pip install "fusedoptim[torch]"' in out
+
+
+# --------------------------------------------------------------------------------------------
+# Errors: found before anything runs, with a message that names the problem.
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--optimizers", "adamx"], "unknown optimizer 'adamx'; choose from: sgd,"),
+        (["--optimizers", ","], "unknown optimizer (none given)"),
+        (["--sizes", "0"], "--sizes: size must be a positive whole number of elements, got '0'"),
+        (["--sizes", "1e3,1.5"], "got '1.5'"),
+        (["--sizes", "abc"], "got 'abc'"),
+        (["--sizes", "10x"], "got '10x'"),
+        (["--sizes", "-5"], "got '-5'"),
+        (["--dtype", "float16"], "--dtype: expected float32, float64 or both, got 'float16'"),
+        (["--threads", "0"], "--threads: expected positive whole numbers or 'all', got '0'"),
+        (["--threads", "two"], "got 'two'"),
+        (["--repeat", "0"], "--repeat: must be at least 1, got 0"),
+        (["--retries", "-1"], "--retries: must be at least 0, got -1"),
+        (["--repeat", "x"], "argument --repeat: invalid int value: 'x'"),
+        (["--min-time", "-1"], "--min-time: must be a positive number of seconds, got -1.0"),
+        (["--contenders", "jax"], "unknown contender 'jax'; choose from: numpy, torch, fusedoptim"),
+        (["--cold-from", "lots"], "--cold-from: size must be a positive whole number"),
+        (["--json", "/nonexistent-dir/x.json"], "--json: directory '/nonexistent-dir' does not"),
+        (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    ],
+)
+def test_bad_arguments(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        bench.main(argv)
+    assert raised.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_plot_without_matplotlib_says_how_to_get_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(SystemExit) as raised:
+        bench.main(["--plot", str(tmp_path / "x.png")])
+    assert raised.value.code == 2
+    assert 'pip install "fusedoptim[plot]"' in capsys.readouterr().err
+
+
+def test_torch_asked_for_but_missing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(SystemExit):
+        bench.main(["--contenders", "torch,fusedoptim"])
+    assert 'torch is not installed: pip install "fusedoptim[torch]"' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "count", "size"),
+    [("1e3", 1, 1000), ("250000", 1, 250000), ("10_000", 1, 10000), ("500x2000", 500, 2000),
+     ("4X1e3", 4, 1000), (" 7 ", 1, 7)],
+)  # fmt: skip
+def test_parse_size(text: str, count: int, size: int) -> None:
+    assert bench.parse_size(text) == bench.Layout(count, size)
+
+
+def test_module_entry_point_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "fusedoptim.bench", "--help"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for option in ("--optimizers", "--sizes", "--dtype", "--threads", "--repeat", "--json",
+                   "--plot"):  # fmt: skip
+        assert option in result.stdout
