@@ -98,11 +98,8 @@ def test_contenders_compute_the_same_update(optimizer: str) -> None:
         assert not np.array_equal(param, initial.params[i])  # the step did something
         np.testing.assert_allclose(param, numpy.params[i], rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(param, torch_run.params[i], rtol=1e-12, atol=1e-14)
-    for slot, (fused_state, numpy_state) in enumerate(zip(fused.states, numpy.states)):
-        for i, array in enumerate(fused_state):
-            np.testing.assert_allclose(
-                array, numpy_state[i], rtol=1e-12, atol=1e-14, err_msg=f"state {slot}[{i}]"
-            )
+    # fusedoptim's and torch's optimizers keep their own state (as in training); NumPy's
+    # reference updates the copy's. Equal parameters after several steps need equal state.
 
 
 @pytest.mark.parametrize("optimizer", list(bench.OPTIMIZERS))
@@ -121,16 +118,18 @@ def test_state_slots_are_the_states_torch_keeps(optimizer: str) -> None:
 
 def test_stepper_counts_steps_per_copy() -> None:
     """Each copy counts its own steps from 1, so SGD's step-1 path (buffer = gradient) runs once
-    per copy: afterwards the momentum buffer is momentum * gradient + gradient after step 2."""
+    per copy: after two steps each parameter moved by lr * (g + (momentum * g + g))."""
     config = bench.OPTIMIZERS["sgd_momentum"]
-    copies = bench.ArrayPool(bench.Layout(1, 8), np.float64).copies(2, config.states)
-    step = bench.make_stepper("fusedoptim", config, copies)
-    for k in (0, 1, 0, 1):
-        step(k)
-    momentum = config.options["momentum"]
-    for copy in copies:
-        expected = momentum * copy.grads[0] + copy.grads[0]
-        np.testing.assert_allclose(copy.states[0][0], expected, rtol=1e-15)
+    for contender in ("fusedoptim", "numpy"):
+        copies = bench.ArrayPool(bench.Layout(1, 8), np.float64).copies(2, config.states)
+        initial = [copy.params[0].copy() for copy in copies]
+        step = bench.make_stepper(contender, config, copies)
+        for k in (0, 1, 0, 1):
+            step(k)
+        lr, momentum = config.options["lr"], config.options["momentum"]
+        for copy, start in zip(copies, initial):
+            expected = start - lr * (copy.grads[0] + (momentum * copy.grads[0] + copy.grads[0]))
+            np.testing.assert_allclose(copy.params[0], expected, rtol=1e-13, err_msg=contender)
 
 
 def test_same_data_for_every_contender() -> None:

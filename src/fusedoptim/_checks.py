@@ -59,6 +59,8 @@ def check_step(step: int) -> None:
 
 def check_flag(name: str, value: object) -> bool:
     """A boolean option: ``True``/``False`` (or NumPy's), never a truthy string or number."""
+    if value is True or value is False:
+        return value
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
@@ -73,6 +75,8 @@ def check_nesterov(nesterov: bool, momentum: float, dampening: float) -> None:
 
 
 def _check_real(name: str, value: object) -> None:
+    if type(value) is float:  # the common case, without the costlier ABC checks below
+        return
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     try:

@@ -5,7 +5,7 @@ report: every optimizer of the issue list on one tensor of 1e3 to 1e7 elements a
 many-tensor layouts (500 x 2,000 and 200 x 500), float32, on all cores. For each case it prints the
 time per element of the NumPy reference (:mod:`fusedoptim.reference`), of the best ``torch.optim``
 path (``fused=True`` where torch has a fused CPU kernel, its default otherwise) and of
-:mod:`fusedoptim.functional`, the speed-ups, and the memory bandwidth fusedoptim achieves as a
+fusedoptim's optimizer class (``step()``, timed as torch's is), the speed-ups, and the memory bandwidth fusedoptim achieves as a
 fraction of the machine's, which it measures in the same run.
 
 How the timing is kept honest:
@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _core, functional, reference
+from . import _core, optim, reference
 
 __all__ = [
     "DEFAULT_OPTIMIZERS",
@@ -500,10 +500,11 @@ def make_stepper(
 ) -> Stepper:
     """One optimizer step on copy ``k`` of the data, for ``contender``.
 
-    ``"fusedoptim"`` and ``"numpy"`` call :mod:`fusedoptim.functional` and
-    :mod:`fusedoptim.reference` once per step over all tensors; ``"torch"`` builds one
-    ``torch.optim`` optimizer per copy, on tensors that share the copy's memory with gradients
-    assigned once, and calls ``step()``. Each copy counts its own steps from 1.
+    ``"numpy"`` calls :mod:`fusedoptim.reference` once per step over all tensors;
+    ``"fusedoptim"`` builds one optimizer (:class:`fusedoptim.Adam`, ...) per copy on the copy's
+    parameters and calls ``step(grads)``; ``"torch"`` builds one ``torch.optim`` optimizer per
+    copy, on tensors that share the copy's memory with gradients assigned once, and calls
+    ``step()``. Each copy counts its own steps from 1.
 
     Example:
         >>> import numpy as np
@@ -520,10 +521,11 @@ def make_stepper(
         if torch is None:
             raise ValueError("the torch contender needs the torch module")
         return _torch_stepper(config, copies, torch)
-    if contender not in ("fusedoptim", "numpy"):
+    if contender == "fusedoptim":
+        return _fusedoptim_stepper(config, copies)
+    if contender != "numpy":
         raise ValueError(f"unknown contender {contender!r}; choose from {', '.join(CONTENDERS)}")
-    module = functional if contender == "fusedoptim" else reference
-    function = getattr(module, config.function)
+    function = getattr(reference, config.function)
     calls = []
     for copy in copies:
         states = iter(copy.states)
@@ -542,6 +544,20 @@ def make_stepper(
 
         def step(k: int) -> None:
             function(*calls[k], **options)
+
+    return step
+
+
+def _fusedoptim_stepper(config: OptimizerConfig, copies: Sequence[ProblemCopy]) -> Stepper:
+    # The optimizer classes, as torch's are timed through theirs: one optimizer per copy on the
+    # copy's parameters, stepping with its gradients (the classes keep their own state, created
+    # zeroed at the first, untimed step, as torch's is).
+    optimizer_class = getattr(optim, config.torch_class)
+    optimizers = [optimizer_class(copy.params, **config.options) for copy in copies]
+    grads = [copy.grads for copy in copies]
+
+    def step(k: int) -> None:
+        optimizers[k].step(grads[k])
 
     return step
 
