@@ -24,6 +24,7 @@ The issue's targets: the model step at most 1.15x the flat step, and at least 1.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -141,8 +142,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(
         f"threads: fusedoptim {fusedoptim.get_num_threads()} ({info['isa']}), "
         f"torch {torch.get_num_threads()}; torch {torch.__version__}; "
-        f"{platform.processor() or platform.machine()}"
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     )
+    if hasattr(os, "getloadavg"):  # other processes share the cores and the memory bandwidth
+        print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     for name, seconds in medians.items():
         print(f"  {name:40s} {seconds * 1e3:8.3f} ms")
     ours = medians["fusedoptim.torch.AdamW, model"]

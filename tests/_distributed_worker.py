@@ -12,8 +12,9 @@ half of every global batch:
   rank 0, sent to every rank and loaded into a new ``ZeroRedundancyOptimizer`` that finishes the
   run (ZeRO's ``load_state_dict`` writes straight into the local optimizer's ``state``).
 
-The final parameters of each run go to ``DIR/rank{R}.pt``. The test computes the single-process
-run on the whole batches with :func:`train_single_process` and compares.
+The final parameters of each run go to ``DIR/rank{R}.pt``, with, for the two DDP runs, how
+many gradients reached the compiled core by address and how many as arrays. The test computes
+the single-process run on the whole batches with :func:`train_single_process` and compares.
 """
 
 from __future__ import annotations
@@ -84,17 +85,37 @@ def _zero(model: torch.nn.Module, **options: Any) -> Any:
     )
 
 
-def run(rank: int, world: int) -> dict[str, list[torch.Tensor]]:
+def _count_gradient_kinds(optimizer: Any) -> dict[str, int]:
+    """Count, over the optimizer's kernel calls, the gradients passed by address and as arrays."""
+    counts = {"address": 0, "array": 0}
+    kernel = optimizer._kernel
+
+    def counting(group: Any, core: Any, grads: list[Any], steps: Any, check_only: bool) -> None:
+        if not check_only:
+            for grad in grads:
+                if grad is not None:
+                    counts["address" if isinstance(grad, int) else "array"] += 1
+        kernel(group, core, grads, steps, check_only)
+
+    optimizer._kernel = counting  # an instance attribute: step() looks it up first
+    return counts
+
+
+def run(rank: int, world: int) -> dict[str, Any]:
     batches = make_batches()
-    results: dict[str, list[torch.Tensor]] = {}
+    results: dict[str, Any] = {"gradient_kinds": {}}
 
     model = DistributedDataParallel(make_model())
-    _train(model, fused_torch.AdamW(model.parameters(), **OPTIONS), batches, rank, world)
+    optimizer = fused_torch.AdamW(model.parameters(), **OPTIONS)
+    results["gradient_kinds"]["ddp"] = _count_gradient_kinds(optimizer)
+    _train(model, optimizer, batches, rank, world)
     results["ddp"] = [p.detach().clone() for p in model.parameters()]
 
     # Gradients as views into DDP's communication buckets: the same tensors every step.
     model = DistributedDataParallel(make_model(), gradient_as_bucket_view=True)
-    _train(model, fused_torch.AdamW(model.parameters(), **OPTIONS), batches, rank, world)
+    optimizer = fused_torch.AdamW(model.parameters(), **OPTIONS)
+    results["gradient_kinds"]["ddp_bucket_view"] = _count_gradient_kinds(optimizer)
+    _train(model, optimizer, batches, rank, world)
     results["ddp_bucket_view"] = [p.detach().clone() for p in model.parameters()]
 
     model = DistributedDataParallel(make_model())

@@ -131,6 +131,17 @@ def test_two_processes_match_one_process_on_the_global_batch(
         _assert_params_close(results[run], expected, f"{run}, rank {rank} vs {reference}")
 
 
+@pytest.mark.parametrize("run", ["ddp", "ddp_bucket_view"])
+def test_ddp_gradients_reach_the_core_by_address(
+    distributed_results: list[dict[str, Any]], run: str
+) -> None:
+    """DDP's gradients (own tensors, or views into its buckets) are read in place."""
+    worker = _load_worker()
+    tensors = len(list(worker.make_model().parameters()))
+    for results in distributed_results:
+        assert results["gradient_kinds"][run] == {"address": worker.STEPS * tensors, "array": 0}
+
+
 @pytest.mark.parametrize("run", RUNS)
 def test_ranks_hold_identical_parameters(
     distributed_results: list[dict[str, Any]], run: str

@@ -377,6 +377,71 @@ def test_closure_hooks_and_zero_grad() -> None:
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_global_hooks_changed_arguments_and_profiler_see_the_step_as_with_torch() -> None:
+    """The step skips torch's step wrapper only while it would do nothing: check when it must."""
+    model = make_model()
+    ours = ft.SGD(model.parameters(), lr=0.1)
+    batch = make_data(torch.float32, steps=1)[0]
+    calls: list[str] = []
+
+    def closure() -> Any:
+        calls.append("closure")
+        ours.zero_grad()
+        loss = loss_of(model, batch, False)
+        loss.backward()
+        return loss
+
+    from torch.optim.optimizer import (
+        register_optimizer_step_post_hook,
+        register_optimizer_step_pre_hook,
+    )
+
+    # Each kind of hook on its own (any one of them must route the step through torch's
+    # wrapper), with the closure passed to step() except where a pre-hook passes it.
+    registrations = [
+        (
+            lambda: register_optimizer_step_pre_hook(
+                lambda opt, args, kwargs: calls.append(f"global pre {type(opt).__name__}")
+            ),
+            (closure,),
+        ),
+        (
+            lambda: register_optimizer_step_post_hook(
+                lambda opt, args, kwargs: calls.append(f"global post {type(opt).__name__}")
+            ),
+            (closure,),
+        ),
+        (
+            lambda: ours.register_step_post_hook(lambda opt, args, kwargs: calls.append("post")),
+            (closure,),
+        ),
+        (
+            lambda: ours.register_step_pre_hook(lambda opt, args, kwargs: ((opt, closure), {})),
+            (),
+        ),
+    ]
+    losses = []
+    for register, arguments in registrations:
+        handle = register()
+        try:
+            losses.append(ours.step(*arguments))
+        finally:
+            handle.remove()
+    assert calls == [
+        *("global pre SGD", "closure"),
+        *("closure", "global post SGD"),
+        *("closure", "post"),
+        "closure",
+    ]
+    assert all(isinstance(loss, torch.Tensor) for loss in losses)
+
+    before = [p.detach().clone() for p in model.parameters()]
+    with torch.profiler.profile() as profile:
+        ours.step()
+    assert "Optimizer.step#SGD.step" in {event.name for event in profile.events()}
+    assert all(not torch.equal(p, q) for p, q in zip(model.parameters(), before))
+
+
 def test_add_param_group_mid_run_matches_torch() -> None:
     dtype = torch.float64
     data = make_data(dtype, steps=10)
@@ -521,6 +586,161 @@ def test_gradient_sharing_memory_with_its_parameter_is_read_before_the_update() 
     reference.step()
     assert_close(p.detach(), weight * 0.9, torch.float64, "param")
     assert_close(p.detach(), q.detach(), torch.float64, "param vs torch")
+
+
+def _gradient_kinds(optimizer: Any) -> list[list[str]]:
+    """Record how the gradients of each kernel call reach the core: 'address', 'array', None."""
+    calls: list[list[str]] = []
+    kernel = optimizer._kernel
+
+    def recording(group: Any, core: Any, grads: list[Any], steps: Any, check_only: bool) -> None:
+        if not check_only:
+            kinds = [
+                None if g is None else "address" if isinstance(g, int) else "array" for g in grads
+            ]
+            calls.append(kinds)  # type: ignore[arg-type]
+        kernel(group, core, grads, steps, check_only)
+
+    optimizer._kernel = recording  # an instance attribute: step() looks it up first
+    return calls
+
+
+@pytest.mark.parametrize("torch_dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("name", NAMES)
+def test_gradients_by_address_give_the_bits_of_gradients_by_array(
+    name: str, torch_dtype: torch.dtype
+) -> None:
+    """The step's fast path (addresses) against its careful path (checked NumPy views)."""
+    data = make_data(torch_dtype, steps=8)
+    _, _, model, ours = pair(name, FULL_OPTIONS[name], torch_dtype)
+    arrays_model = make_model(torch_dtype)
+    by_array = getattr(ft, name)(arrays_model.parameters(), **FULL_OPTIONS[name])
+    by_array._gradients = lambda plan, grads: (  # every gradient through a NumPy view
+        by_array._careful_grad_views(plan, grads),
+        all(g is not None for g in grads),
+    )
+    kinds, array_kinds = _gradient_kinds(ours), _gradient_kinds(by_array)
+    train(model, ours, data)
+    train(arrays_model, by_array, data)
+    assert len(kinds) == len(array_kinds) == len(data)
+    assert all(kind == "address" for call in kinds for kind in call)
+    assert all(kind == "array" for call in array_kinds for kind in call)
+    for p, q in zip(model.parameters(), arrays_model.parameters()):
+        assert torch.equal(p, q)
+    ours_state, array_state = ours.state_dict()["state"], by_array.state_dict()["state"]
+    for index, entries in array_state.items():
+        for key, value in entries.items():
+            assert torch.equal(ours_state[index][key], value), (index, key)
+
+
+def _neg_view(grad: Any) -> Any:
+    return torch._neg_view(grad.neg())  # the same values, held negated with the negative bit
+
+
+UNUSUAL_GRADIENTS: dict[str, Any] = {
+    "transposed": lambda g, params, j: g.t().contiguous().t(),
+    "view-into-a-buffer": lambda g, params, j: torch.cat(
+        [torch.zeros(3, dtype=g.dtype), g.flatten()]
+    )[3:].view_as(g),
+    "negative-bit": lambda g, params, j: _neg_view(g),
+    "requires-grad": lambda g, params, j: g.clone().requires_grad_(),
+    "subclass": lambda g, params, j: torch.nn.Parameter(g.clone()),
+    "another-parameter": lambda g, params, j: params[j - 1].detach(),
+    "own-parameter": lambda g, params, j: params[j].detach(),
+    "zero-tensor": lambda g, params, j: torch._efficientzerotensor(g.shape, dtype=g.dtype),
+}
+
+
+@pytest.mark.parametrize("kind", list(UNUSUAL_GRADIENTS))
+def test_gradient_replaced_mid_run_by_an_unusual_tensor_is_read_correctly(kind: str) -> None:
+    """After steps on the fast path, one gradient becomes a tensor it cannot read by address."""
+    dtype = torch.float64
+    data = make_data(dtype, steps=6)
+    reference_model, reference, model, ours = pair("Adam", FULL_OPTIONS["Adam"], dtype)
+    make = UNUSUAL_GRADIENTS[kind]
+    for index, batch in enumerate(data):
+        for m, opt in ((reference_model, reference), (model, ours)):
+            opt.zero_grad()
+            loss_of(m, batch, False).backward()
+            if index in (3, 4):
+                params = list(m.parameters())
+                j = 2  # the LayerNorm weight
+                unusual = make(params[j].grad, params, j)
+                if m is model:
+                    params[j].grad = unusual
+                else:  # torch.optim gets the same values as a plain tensor
+                    params[j].grad = torch.zeros_like(params[j]) + unusual.detach()
+            opt.step()
+    assert_same_params(model, reference_model, dtype)
+    assert_same_state(ours, reference, dtype)
+
+
+def test_parameters_without_grad_keep_the_others_on_the_fast_path() -> None:
+    """Frozen parameters (no gradient) are skipped; the others still go by address."""
+    dtype = torch.float64
+    data = make_data(dtype, steps=5)
+    reference_model, reference, model, ours = pair("AdamW", {"lr": 0.01}, dtype)
+    kinds = _gradient_kinds(ours)
+    for m in (reference_model, model):
+        list(m.parameters())[0].requires_grad_(False)
+        list(m.parameters())[3].requires_grad_(False)
+    train(reference_model, reference, data)
+    train(model, ours, data)
+    for call in kinds:
+        assert call[0] is None and call[3] is None
+        assert all(kind == "address" for j, kind in enumerate(call) if j not in (0, 3))
+    assert_same_params(model, reference_model, dtype)
+    assert_same_state(ours, reference, dtype)
+
+
+def test_plans_are_kept_across_steps_and_rebuilt_when_the_group_changes() -> None:
+    """The checked ``_core.Plan`` is reused step after step and remade after structural changes."""
+    dtype = torch.float64
+    data = make_data(dtype, steps=12)
+    reference_model, reference, model, ours = pair("Adam", FULL_OPTIONS["Adam"], dtype)
+
+    def core() -> Any:
+        return ours._fused_plans[0].cores[0]
+
+    def both(action: Any) -> None:
+        for m, opt in ((reference_model, reference), (model, ours)):
+            action(m, opt)
+
+    both(lambda m, opt: train(m, opt, data[:2]))
+    first = core()
+    train(reference_model, reference, data[2:3])
+    train(model, ours, data[2:3])
+    assert core() is first  # an ordinary step reuses it
+
+    changes = [
+        # load_state_dict replaces every state tensor
+        lambda m, opt: opt.load_state_dict(roundtrip(opt.state_dict())),
+        # new storage for a parameter
+        lambda m, opt: setattr(list(m.parameters())[1], "data", list(m.parameters())[1].data * 0.5),
+        # a state tensor replaced through optimizer.state
+        lambda m, opt: opt.state[list(m.parameters())[2]].__setitem__(
+            "exp_avg", torch.full_like(list(m.parameters())[2], 0.01)
+        ),
+        # an option that needs other state (amsgrad off: max_exp_avg_sq no longer used)
+        lambda m, opt: opt.param_groups[0].__setitem__("amsgrad", False),
+    ]
+    for index, change in enumerate(changes):
+        before = core()
+        both(change)
+        train(reference_model, reference, data[3 + index : 4 + index])
+        train(model, ours, data[3 + index : 4 + index])
+        assert core() is not before, index
+    before = core()
+    extra = [torch.nn.Parameter(torch.ones(3, dtype=dtype)) for _ in range(2)]
+    for opt, p in zip((reference, ours), extra):
+        opt.add_param_group({"params": [p], "lr": 0.1})
+        p.grad = torch.full((3,), 0.5, dtype=dtype)
+    train(reference_model, reference, data[8:])
+    train(model, ours, data[8:])
+    assert core() is not before and len(ours._fused_plans) == 2
+    assert_same_params(model, reference_model, dtype)
+    assert_same_state(ours, reference, dtype)
+    assert_close(extra[1].detach(), extra[0].detach(), dtype, "added group")
 
 
 def test_grad_scaler_with_fused_true_unscales_for_it() -> None:
@@ -714,6 +934,40 @@ def test_sparse_gradient_is_refused_and_nothing_changes(name: str) -> None:
     last.grad = last.grad.to_sparse()  # in the second group: the first must not move either
     before = snapshot(model, optimizer)
     with pytest.raises(RuntimeError, match=rf"{name} does not support sparse gradients"):
+        optimizer.step()
+    assert_unchanged(before, model, optimizer)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda g: torch.zeros(g.numel(), dtype=g.dtype),
+            r"has dtype torch.float64 and shape \(\d+,\)",
+        ),
+        (lambda g: g.float(), "has dtype torch.float32 and shape"),
+    ],
+    ids=["shape", "dtype"],
+)
+def test_gradient_changed_behind_autograds_back_is_refused_and_nothing_changes(
+    change: Any, message: str
+) -> None:
+    """``p.grad.data = ...`` skips autograd's checks of shape and dtype; the step does not."""
+    model, optimizer = _two_group_run("AdamW")
+    weight = list(model.parameters())[0]  # in the first group: the second must not move either
+    weight.grad.data = change(weight.grad)
+    before = snapshot(model, optimizer)
+    with pytest.raises(ValueError, match=rf"param_groups\[0\]\['params'\]\[0\] {message}"):
+        optimizer.step()
+    assert_unchanged(before, model, optimizer)
+
+
+def test_step_count_the_core_refuses_in_a_later_group_changes_nothing() -> None:
+    """What only the core checks (here a negative step) is checked for every call first."""
+    model, optimizer = _two_group_run("Adam")
+    optimizer.state[list(model.parameters())[-1]]["step"].fill_(-5.0)  # in the second group
+    before = snapshot(model, optimizer)
+    with pytest.raises(ValueError, match="step counts cannot be negative"):
         optimizer.step()
     assert_unchanged(before, model, optimizer)
 

@@ -10,21 +10,28 @@ defaults, validate them with its code, keep its state under its keys (``step`` a
 ``exp_avg``, ...), and inherit ``state_dict``/``load_state_dict``, ``zero_grad``,
 ``add_param_group``, the hooks and everything ``torch.optim.lr_scheduler``,
 ``DistributedDataParallel`` and ``ZeroRedundancyOptimizer`` rely on. Only ``step`` differs: it
-hands zero-copy NumPy views of the CPU parameters, gradients and state to one ``fusedoptim._core``
-call per parameter group (per dtype within a group), which updates all of them in one OpenMP
-region with the GIL released. Checkpoints move freely between these classes and ``torch.optim``.
+hands the CPU parameters, gradients and state to one ``fusedoptim._core`` call per parameter group
+(per dtype within a group), which updates all of them in one OpenMP region with the GIL released.
+Checkpoints move freely between these classes and ``torch.optim``.
 
 What a step costs in Python, and why:
 
-* Views of the parameters and of the state are made once and cached in a per-group *plan*. The plan
-  is rebuilt only when something structural changes: the group's parameter list, a parameter's
-  ``.data`` (seen as a changed ``data_ptr()``), the state (``load_state_dict``, or any write
-  through ``optimizer.state``, which counts its writes), or an option that needs more state.
+* Zero-copy NumPy views of the parameters and of the state are made once, per group, in a *plan*,
+  together with a ``fusedoptim._core.Plan`` per dtype that checks them once (types, dtype,
+  layout, no overlaps) and holds them. The plan is rebuilt only when something structural
+  changes: the group's parameter list, a parameter's ``.data`` (seen as a changed
+  ``data_ptr()``), the state (``load_state_dict``, or any write through ``optimizer.state``,
+  which counts its writes), state created at a parameter's first step, or an option that needs
+  other state.
+* Gradients are new tensors after every ``zero_grad()``, so they are looked at each step and never
+  kept: the optimizer holds no gradient between steps, exactly like ``torch.optim``. A group's
+  gradients are checked together in a few C-level passes (plain CPU tensors of the parameter's
+  dtype and shape, laid out like it, with memory, no negative bit: about 0.1 µs per tensor and
+  test) and then go to the core as bare addresses (``data_ptr()``), which it checks only for
+  alignment and overlap with what it writes. A gradient that fails is read through a checked
+  NumPy view or a copy; one that cannot be read at all is refused.
 * The ``step`` tensors of a group are 0-d views into one tensor per group, so counting a step for
   150 parameters is one vectorised NumPy assignment, not 150 tensor operations.
-* Gradients are new tensors after every ``zero_grad()``, so their views are made each step
-  (``Tensor.numpy()``, under a microsecond each) and never kept: the optimizer holds no gradient
-  between steps, exactly like ``torch.optim``.
 
 What is refused, with an error that says what to use instead, before anything is written: tensors
 on other devices than the CPU, sparse parameters and gradients, integer, complex, ``float16`` and
@@ -35,15 +42,16 @@ the step and CUDA-graph capture are things these kernels do not do). ``foreach``
 are accepted with any value and stored as given: both ask for a multi-tensor implementation,
 which is the only one here. Parameters that are dense but not contiguous (``channels_last``
 convolution weights, a transposed weight) are updated in place like contiguous ones; a gradient
-whose layout differs from its parameter's is read through a contiguous copy (gradients are only
-read, so no update is lost).
+whose layout differs from its parameter's, or that shares memory with a parameter or its state,
+is read through a copy (gradients are only read, so no update is lost).
 
-The parameters' autograd version counters are bumped after each step, as PyTorch's own in-place
+The parameters' autograd version counters are bumped at each step, as PyTorch's own in-place
 updates do, so a step taken while a graph still needs the old values is reported by autograd.
 """
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -59,6 +67,7 @@ except ImportError as error:  # pragma: no cover - exercised only where torch is
     ) from error
 
 from torch.autograd.graph import increment_version
+from torch.optim import optimizer as _torch_optimizer
 
 from . import _core
 
@@ -67,6 +76,11 @@ __all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "RMSprop"]
 # C-level accessors: map() over them runs no Python bytecode per tensor.
 _DATA_PTR = torch.Tensor.data_ptr
 _GET_GRAD = operator.attrgetter("grad")
+_GET_DTYPE = operator.attrgetter("dtype")
+_GET_SHAPE = operator.attrgetter("shape")
+_IS_CPU = operator.attrgetter("is_cpu")
+_IS_CONTIGUOUS = torch.Tensor.is_contiguous
+_IS_NEG = torch.Tensor.is_neg
 _FLOAT_DTYPES = (torch.float32, torch.float64)
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -75,7 +89,6 @@ _HALF_DTYPES = (torch.float16, torch.bfloat16)
 _CORE_REFUSALS = (TypeError, ValueError)
 
 Group = dict[str, Any]
-Views = list[Any]  # NumPy views, None for a parameter without gradient or state
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,20 +275,71 @@ def _step_dtype(group: dict[str, Any]) -> torch.dtype:
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
+# torch.optim's global step hooks (private names of torch.optim.optimizer, torch 2.13).
+_GLOBAL_STEP_HOOKS = (
+    getattr(_torch_optimizer, "_global_optimizer_pre_hooks", None),
+    getattr(_torch_optimizer, "_global_optimizer_post_hooks", None),
+)
+
+
+def _torchs_step_wrapper_only_when_needed(step: Callable[..., Any]) -> Callable[..., Any]:
+    """``step`` under torch's step wrapper, bypassed while it would do nothing observable.
+
+    ``torch.optim.Optimizer`` wraps every ``step`` to run the step hooks and to label the step
+    for the profiler. The label costs a ``torch.ops.profiler`` call on entry and on exit even
+    when no profiler is running: about 10 µs warm, and about 100 µs right after the kernels have
+    swept the caches (a quarter of the step's time outside the kernels on the 149-tensor model
+    of benchmarks/torch_model_step.py). So while no hook is registered (on the optimizer or
+    globally) and no profiler is active, ``step`` runs bare, followed by
+    ``_optimizer_step_code()`` as in torch's wrapper; otherwise torch's own wrapper runs it, so
+    hooks and profiles behave exactly as with ``torch.optim``.
+    """
+    wrapped = torch.optim.Optimizer.profile_hook_step(step)
+    pre_hooks, post_hooks = _GLOBAL_STEP_HOOKS
+    profiling = torch.autograd._profiler_enabled
+
+    @functools.wraps(step)
+    def hooked_step(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if (
+            self._optimizer_step_pre_hooks
+            or self._optimizer_step_post_hooks
+            or pre_hooks is None
+            or post_hooks is None
+            or pre_hooks
+            or post_hooks
+            or profiling()
+        ):
+            return wrapped(self, *args, **kwargs)
+        out = step(self, *args, **kwargs)
+        self._optimizer_step_code()
+        return out
+
+    # torch.optim.Optimizer.__init__ wraps a class's step unless it is marked as wrapped.
+    hooked_step.hooked = True  # type: ignore[attr-defined]
+    return hooked_step
+
+
 # --------------------------------------------------------------------------------------------
 # The per-group plan.
 # --------------------------------------------------------------------------------------------
 
 
 class _Plan:
-    """Cached zero-copy views of one parameter group, in the order the kernels see them.
+    """What one parameter group looks like to the kernels, made when the group or state changes.
 
     ``tensors`` are the group's parameters sorted by dtype (stable), so each dtype is one slice
-    ``slices[k]`` and one kernel call; ``positions[j]`` is the index in ``group['params']`` of
-    ``tensors[j]``. ``states[k]`` is the list of views of state key ``k`` (None where that
-    parameter has no state yet), or None when the group's options do not use key ``k``.
-    ``steps`` is the int64 step count the kernels increment; ``step_values`` is a NumPy view of
-    the tensor whose 0-d slices are the parameters' ``state['step']`` tensors.
+    ``slices[k]`` and one kernel call through ``cores[k]``, a ``fusedoptim._core.Plan`` that
+    checked the slice's parameter and state arrays once and holds them; ``positions[j]`` is the
+    index in ``group['params']`` of ``tensors[j]``. ``params`` and ``states[k]`` are the NumPy
+    views the core plans hold (``states[k]`` has None where that parameter has no state yet, and
+    is None when the group's options do not use key ``k``). ``steps`` is the int64 step count the
+    kernels increment (``step_slices[k]`` its view for slice ``k``); ``step_values`` is a NumPy
+    view of the tensor whose 0-d slices are the parameters' ``state['step']`` tensors.
+
+    ``expected`` describes the parameters, so that a step can tell with a few C-level passes
+    over its gradients whether all can be read in place through their addresses; ``subsets``
+    does the same for the parameters that have gradients when some have none (frozen layers),
+    keyed by their positions.
     """
 
     __slots__ = (
@@ -294,6 +358,10 @@ class _Plan:
         "step_values",
         "pending",
         "slices",
+        "step_slices",
+        "cores",
+        "expected",
+        "subsets",
     )
 
     group: dict[str, Any]
@@ -311,6 +379,10 @@ class _Plan:
     step_values: np.ndarray | None
     pending: set[int]
     slices: list[tuple[int, int]]
+    step_slices: list[np.ndarray]
+    cores: list[_core.Plan]
+    expected: _Expected
+    subsets: dict[tuple[int, ...], _Expected]
 
     def matches(self, group: dict[str, Any], version: int, needs: tuple[bool, ...]) -> bool:
         """Whether the plan still describes ``group`` (cheap: a few C-level passes)."""
@@ -323,6 +395,77 @@ class _Plan:
             return list(map(_DATA_PTR, params)) == self.data_ptrs
         except RuntimeError:  # a parameter moved to a device without data pointers (meta)
             return False
+
+
+class _Expected:
+    """What the gradients of some of a plan's parameters must look like to be read in place.
+
+    Lists in the order of those parameters, so that a step compares each with one C-level
+    pass over the gradients: their types (plain ``torch.Tensor``), dtypes, shapes and
+    ``is_contiguous()``; ``strides`` holds, by position in the list, the strides of the
+    parameters that are dense but not contiguous (their gradients must have the same);
+    ``empty`` the positions of parameters without elements, whose gradients may have no memory.
+    """
+
+    __slots__ = ("plain", "dtypes", "shapes", "contiguous", "strides", "empty")
+
+    def __init__(self, plan: _Plan, positions: Sequence[int]) -> None:
+        tensors = [plan.tensors[j] for j in positions]
+        self.plain = [torch.Tensor] * len(tensors)
+        self.dtypes = [p.dtype for p in tensors]
+        self.shapes = [p.shape for p in tensors]
+        self.contiguous = [j not in plan.permuted for j in positions]
+        self.strides = {i: p.stride() for i, p in enumerate(tensors) if not self.contiguous[i]}
+        self.empty = {i for i, p in enumerate(tensors) if p.numel() == 0}
+
+    def addresses(self, grads: list[Any]) -> list[int] | None:
+        """The gradients' addresses if every one can be read in place, else None.
+
+        A gradient qualifies when its memory is exactly what the kernel reads for its
+        parameter: a plain CPU tensor of the parameter's dtype and shape, laid out like the
+        parameter, with memory, and without a pending negation (``Tensor.is_neg()``).
+        """
+        try:
+            if not (
+                list(map(type, grads)) == self.plain
+                and list(map(_GET_DTYPE, grads)) == self.dtypes
+                and all(map(_IS_CPU, grads))
+                and list(map(_GET_SHAPE, grads)) == self.shapes
+                and list(map(_IS_CONTIGUOUS, grads)) == self.contiguous
+                and not any(map(_IS_NEG, grads))
+                and all(grads[i].stride() == stride for i, stride in self.strides.items())
+            ):
+                return None
+            addresses = list(map(_DATA_PTR, grads))
+        except RuntimeError:  # a tensor that refuses one of the questions (no storage, ...)
+            return None
+        # Address 0 means no memory, which only an empty gradient may have (a ZeroTensor or a
+        # meta tensor claims elements it does not hold).
+        if 0 in addresses and any(a == 0 and i not in self.empty for i, a in enumerate(addresses)):
+            return None
+        return addresses
+
+
+class _Step:
+    """One group's part of a step: its plan, its gradients and what the kernels get for them."""
+
+    __slots__ = ("group", "plan", "grads", "arguments", "complete", "new")
+
+    def __init__(
+        self,
+        group: dict[str, Any],
+        plan: _Plan,
+        grads: list[torch.Tensor | None],
+        arguments: list[Any],
+        complete: bool,
+        new: list[int],
+    ) -> None:
+        self.group = group
+        self.plan = plan
+        self.grads = grads  # also keeps the gradients alive while the kernels read them
+        self.arguments = arguments  # per gradient: its address, an array, or None
+        self.complete = complete  # every parameter has a gradient
+        self.new = new  # parameters whose state is created at this step
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,7 +481,8 @@ class _FusedStep:
     """
 
     # Set by each optimizer.
-    _state_keys: ClassVar[tuple[str, ...]]
+    _algorithm: ClassVar[str]  # the fusedoptim._core.Plan algorithm
+    _state_keys: ClassVar[tuple[str, ...]]  # torch's state keys, in the core's slot order
     _has_step_state: ClassVar[bool] = True
     _device_alternative: ClassVar[str]
 
@@ -520,6 +664,8 @@ class _FusedStep:
             j: orders[i] for j, i in enumerate(positions) if not _is_identity(orders[i])
         }
         plan.params = [_numpy_view(p, orders[i]) for p, i in zip(plan.tensors, positions)]
+        plan.expected = _Expected(plan, range(len(params)))
+        plan.subsets = {}
         plan.slices = []
         start = 0
         for j in range(1, len(params) + 1):
@@ -568,8 +714,21 @@ class _FusedStep:
             for j, p in enumerate(plan.tensors):
                 if j not in plan.pending:
                     _put(state[p], "step", plan.step_storage[j])
+        plan.step_slices = [plan.steps[start:stop] for start, stop in plan.slices]
+        self._make_cores(plan)
         plan.version = state.counter.value
         return plan
+
+    def _make_cores(self, plan: _Plan) -> None:
+        """(Re)make each slice's ``_core.Plan``, which checks its arrays once and holds them."""
+        plan.cores = []
+        for start, stop in plan.slices:
+            if start == 0 and stop == len(plan.params):
+                params, states = plan.params, plan.states
+            else:
+                params = plan.params[start:stop]
+                states = [None if s is None else s[start:stop] for s in plan.states]
+            plan.cores.append(_core.Plan(self._algorithm, params, states))
 
     def _is_initialised(self, param_state: dict[str, Any] | None) -> bool:
         return bool(param_state)
@@ -631,52 +790,102 @@ class _FusedStep:
 
     # ---- gradients -------------------------------------------------------------------------------
 
-    def _grad_views(self, plan: _Plan, grads: list[torch.Tensor | None]) -> list[Any]:
-        """Zero-copy views of the gradients, or the careful path when a gradient is unusual."""
-        try:
-            views: list[Any] = [None if g is None else g.numpy() for g in grads]
-        except (TypeError, RuntimeError):
-            return self._careful_grad_views(plan, grads)
-        for j, order in plan.permuted.items():
-            grad = grads[j]
-            if grad is not None:
-                view = grad.permute(*order).numpy()
-                if not view.flags.c_contiguous:
-                    return self._careful_grad_views(plan, grads)
-                views[j] = view
-        return views
+    def _gradients(self, plan: _Plan, grads: list[torch.Tensor | None]) -> tuple[list[Any], bool]:
+        """What the kernels read for each gradient, and whether every parameter has one.
 
-    def _careful_grad_views(self, plan: _Plan, grads: list[torch.Tensor | None]) -> list[Any]:
-        """Views of every gradient, copying those the kernels cannot read in place.
+        Gradients go to the core as addresses when they can be read in place (see
+        :meth:`_Expected.addresses`). Autograd makes every gradient so, and checks dtype, shape
+        and device when ``.grad`` is assigned, but ``.grad.data = ...``, ``resize_`` and
+        ``set_`` can change them afterwards, so all is checked at each step, for the whole
+        group at once in a few C-level passes (about 0.1 µs per tensor and test). Where that
+        fails, each gradient is looked at on its own (:meth:`_gradient`). The compiled core
+        still refuses an address that is misaligned or overlaps any array the update writes;
+        the step then retries through :meth:`_careful_grad_views`, which copies.
+        """
+        addresses = plan.expected.addresses(grads)
+        if addresses is not None:
+            return addresses, True
+        present = tuple(j for j, grad in enumerate(grads) if grad is not None)
+        if len(present) == len(grads):
+            return [self._gradient(plan, j, grad) for j, grad in enumerate(grads)], True
+        # Some parameters have no gradient: usually the same ones at every step.
+        expected = plan.subsets.get(present)
+        if expected is None:
+            if len(plan.subsets) >= 8:
+                plan.subsets.clear()
+            expected = plan.subsets[present] = _Expected(plan, present)
+        addresses = expected.addresses([grads[j] for j in present])
+        arguments: list[Any] = [None] * len(grads)
+        if addresses is not None:
+            for j, address in zip(present, addresses):
+                arguments[j] = address
+        else:
+            for j in present:
+                arguments[j] = self._gradient(plan, j, grads[j])
+        return arguments, False
+
+    def _gradient(self, plan: _Plan, j: int, grad: torch.Tensor) -> Any:
+        """One gradient for the kernels: its address if it can be read in place, else an array."""
+        expected = plan.expected
+        try:
+            if (
+                type(grad) is torch.Tensor
+                and grad.dtype == expected.dtypes[j]
+                and grad.is_cpu
+                and grad.shape == expected.shapes[j]
+                and not grad.is_neg()
+                and grad.is_contiguous() == expected.contiguous[j]
+                and (expected.contiguous[j] or grad.stride() == expected.strides[j])
+            ):
+                address = grad.data_ptr()
+                if address or j in expected.empty:
+                    return address
+        except RuntimeError:
+            pass
+        return self._careful_grad_view(plan, j, grad)
+
+    def _careful_grad_views(
+        self, plan: _Plan, grads: list[torch.Tensor | None], copy: bool = False
+    ) -> list[Any]:
+        """Checked NumPy views of every gradient (None where there is none); see below."""
+        return [
+            None if grad is None else self._careful_grad_view(plan, j, grad, copy)
+            for j, grad in enumerate(grads)
+        ]
+
+    def _careful_grad_view(
+        self, plan: _Plan, j: int, grad: torch.Tensor, copy: bool = False
+    ) -> np.ndarray:
+        """A NumPy view of one gradient, or of a copy where the kernels cannot read it in place.
 
         A gradient is only read, so reading it through a copy loses nothing: that is what
-        happens to a gradient laid out differently from its parameter or sharing memory with
-        it. Sparse gradients and gradients on other devices are refused.
+        happens to a gradient laid out differently from its parameter, sharing memory with it or
+        its state, or holding a pending negation or no memory at all (``torch._neg_view``,
+        ``torch._efficientzerotensor``). Sparse gradients, gradients on other devices and
+        gradients whose dtype or shape is not the parameter's are refused. With ``copy`` every
+        gradient is read through a copy (the last resort when the core refuses a gradient that
+        overlaps another parameter's memory).
         """
         index = self._group_index(plan.group)
-        views: list[Any] = []
-        for j, grad in enumerate(grads):
-            if grad is None:
-                views.append(None)
-                continue
-            p = plan.tensors[j]
-            where = f"param_groups[{index}]['params'][{plan.positions[j]}]"
-            error = self._grad_error(grad, where)
-            if error is not None:
-                raise error
-            grad = grad.detach()
-            if grad.dtype != p.dtype or grad.shape != p.shape:
-                raise ValueError(
-                    f"fusedoptim.torch.{type(self).__name__}: the gradient of {where} has dtype "
-                    f"{grad.dtype} and shape {tuple(grad.shape)}, the parameter {p.dtype} and "
-                    f"{tuple(p.shape)}"
-                )
-            spans = [_span(p)]
-            spans += [_span_of_view(s[j]) for s in plan.states if s and s[j] is not None]
-            if grad.stride() != p.stride() or any(_overlaps(_span(grad), s) for s in spans):
-                grad = torch.empty_like(p).copy_(grad)
-            views.append(_numpy_view(grad, plan.permuted.get(j)))
-        return views
+        p = plan.tensors[j]
+        where = f"param_groups[{index}]['params'][{plan.positions[j]}]"
+        error = self._grad_error(grad, where)
+        if error is not None:
+            raise error
+        grad = grad.detach()
+        if grad.dtype != p.dtype or grad.shape != p.shape:
+            raise ValueError(
+                f"fusedoptim.torch.{type(self).__name__}: the gradient of {where} has dtype "
+                f"{grad.dtype} and shape {tuple(grad.shape)}, the parameter {p.dtype} and "
+                f"{tuple(p.shape)}"
+            )
+        if copy or grad.is_neg() or grad._is_zerotensor() or grad.stride() != p.stride():
+            return _numpy_view(torch.empty_like(p).copy_(grad), plan.permuted.get(j))
+        spans = [_span(p)]
+        spans += [_span_of_view(s[j]) for s in plan.states if s and s[j] is not None]
+        if any(_overlaps(_span(grad), s) for s in spans):
+            grad = torch.empty_like(p).copy_(grad)
+        return _numpy_view(grad, plan.permuted.get(j))
 
     def _group_index(self, group: dict[str, Any]) -> int:
         for index, candidate in enumerate(self.param_groups):
@@ -700,9 +909,9 @@ class _FusedStep:
 
         state = self.state if type(self.state) is _State else self._adopt_state()
         plans = self._plans()
-        prepared = []
-        # Phase 1, for every group: checks and views. Nothing is written, so a refusal leaves
-        # parameters and state as they were.
+        steps: list[_Step] = []
+        # Phase 1, for every group: checks and what the kernels read. Nothing is written, so a
+        # refusal leaves parameters and state as they were.
         for index, group in enumerate(self.param_groups):
             if group.get("differentiable") or group.get("capturable"):
                 self._refuse_flags(bool(group.get("differentiable")), bool(group.get("capturable")))
@@ -711,58 +920,73 @@ class _FusedStep:
             if plan is None or not plan.matches(group, state.counter.value, needs):
                 plan = plans[index] = self._build_plan(index, group, state)
             grads = list(map(_GET_GRAD, plan.tensors))
-            prepared.append((group, plan, grads, self._grad_views(plan, grads)))
+            arguments, complete = self._gradients(plan, grads)
+            new = [j for j in plan.pending if grads[j] is not None] if plan.pending else []
+            steps.append(_Step(group, plan, grads, arguments, complete, new))
 
-        # Phase 2: lazy state, then the kernels.
-        for _, plan, grads, _ in prepared:
-            if plan.pending:
-                for j in [j for j in plan.pending if grads[j] is not None]:
+        # Phase 2: lazy state, and the step counts the kernels see.
+        for item in steps:
+            plan = item.plan
+            if item.new:
+                for j in item.new:
                     self._initialise(plan, j, state)
-        for group, plan, grads, views in prepared:
+                self._make_cores(plan)
             if plan.step_values is not None:
                 # The step tensors are the authority (a user may have edited them in place).
                 plan.steps[:] = plan.step_values
-            for start, stop in plan.slices:
-                self._run_slice(group, plan, grads, views, start, stop)
+
+        # With several kernel calls, anything that a later call refuses must be found before
+        # the first call writes: the core checks each call without writing. (A single call
+        # checks everything before it writes anyway.)
+        if sum(len(item.plan.slices) for item in steps) > 1:
+            for item in steps:
+                self._run(item, check_only=True)
+
+        # Phase 3: the kernels.
+        for item in steps:
+            plan = item.plan
+            # Autograd must know the parameters change in place, as after torch's own step.
+            # Told before the kernels run, while the parameters are in cache from the checks:
+            # after the kernels' pass over memory this costs nearly three times as much. Not
+            # checked yet is only what the core checks itself when there is a single call (a
+            # step count it cannot take: negative, or at the largest int64); that would stop
+            # the step with the counters one ahead, which can only make autograd refuse a
+            # backward through values that did not change.
+            if item.complete:
+                increment_version(plan.tensors)
+            else:
+                increment_version([p for p, g in zip(plan.tensors, item.grads) if g is not None])
+            self._run(item, check_only=False)
             if plan.step_values is not None:
                 plan.step_values[:] = plan.steps
-            # Autograd must know the parameters changed in place, as after torch's own step.
-            increment_version([p for p, g in zip(plan.tensors, grads) if g is not None])
         return loss
 
-    def _run_slice(
-        self,
-        group: dict[str, Any],
-        plan: _Plan,
-        grads: list[torch.Tensor | None],
-        views: list[Any],
-        start: int,
-        stop: int,
-    ) -> None:
-        whole = start == 0 and stop == len(plan.params)
+    step = _torchs_step_wrapper_only_when_needed(step)
 
-        def run(grad_views: list[Any]) -> None:
-            if whole:
-                params, states, steps = plan.params, plan.states, plan.steps
-            else:
-                params = plan.params[start:stop]
-                states = [None if s is None else s[start:stop] for s in plan.states]
-                steps = plan.steps[start:stop]  # a view: the kernel's increments land in plan
-                grad_views = grad_views[start:stop]
-            self._kernel(group, params, grad_views, states, steps)
-
-        try:
-            run(views)
-        except _CORE_REFUSALS:
-            # The core refused an array before writing anything. The careful path copies any
-            # gradient it cannot read in place, or raises a precise error; then retry once.
-            run(self._careful_grad_views(plan, grads))
+    def _run(self, item: _Step, check_only: bool) -> None:
+        """The group's kernel calls (one per dtype), or with ``check_only`` their checks."""
+        plan, group = item.plan, item.group
+        whole = len(plan.slices) == 1
+        for k, (start, stop) in enumerate(plan.slices):
+            for attempt in range(3):
+                arguments = item.arguments if whole else item.arguments[start:stop]
+                try:
+                    self._kernel(group, plan.cores[k], arguments, plan.step_slices[k], check_only)
+                    break
+                except _CORE_REFUSALS:
+                    if attempt == 2:
+                        raise
+                    # The core refused before writing anything, most likely a gradient that
+                    # overlaps an array the update writes. First the careful path, which copies
+                    # such gradients where they overlap their own parameter or state (or raises
+                    # a precise error); then copies of all of them, which overlap nothing.
+                    item.arguments = self._careful_grad_views(plan, item.grads, attempt == 1)
 
     def _kernel(
-        self, group: Group, params: Views, grads: Views, states: list[Any], steps: np.ndarray
+        self, group: Group, core: _core.Plan, grads: list[Any], steps: np.ndarray, check_only: bool
     ) -> None:
-        """One ``fusedoptim._core`` call: ``states[k]`` are the views of state key ``k`` (or None
-        when unused), ``steps`` the int64 step counts the kernel increments."""
+        """One ``fusedoptim._core.Plan`` call: ``grads`` are addresses, arrays or None, ``steps``
+        the int64 step counts the kernel increments."""
         raise NotImplementedError
 
 
@@ -804,6 +1028,7 @@ class SGD(_FusedStep, torch.optim.SGD):
         tensor([0.9500, 0.9500, 0.9500])
     """
 
+    _algorithm = "sgd"
     _state_keys = ("momentum_buffer",)
     _has_step_state = False
     _device_alternative = "torch.optim.SGD(..., fused=True)"
@@ -838,12 +1063,13 @@ class SGD(_FusedStep, torch.optim.SGD):
         return bool(param_state) and param_state.get("momentum_buffer") is not None
 
     def _kernel(
-        self, group: Group, params: Views, grads: Views, states: list[Any], steps: np.ndarray
+        self, group: Group, core: _core.Plan, grads: list[Any], steps: np.ndarray, check_only: bool
     ) -> None:
-        _core.sgd(
-            params, grads, states[0], steps, True,
+        core.sgd(
+            grads, steps, True,
             _scalar(group["lr"]), _scalar(group["momentum"]), _scalar(group["dampening"]),
             bool(group["nesterov"]), _scalar(group["weight_decay"]), bool(group["maximize"]),
+            check_only,
         )  # fmt: skip
 
 
@@ -868,6 +1094,7 @@ class Adagrad(_FusedStep, torch.optim.Adagrad):
         tensor([0.9000, 0.9000], dtype=torch.float64)
     """
 
+    _algorithm = "adagrad"
     _state_keys = ("sum",)
     _device_alternative = "torch.optim.Adagrad(..., foreach=True)"
 
@@ -902,12 +1129,12 @@ class Adagrad(_FusedStep, torch.optim.Adagrad):
         self._plans().clear()
 
     def _kernel(
-        self, group: Group, params: Views, grads: Views, states: list[Any], steps: np.ndarray
+        self, group: Group, core: _core.Plan, grads: list[Any], steps: np.ndarray, check_only: bool
     ) -> None:
-        _core.adagrad(
-            params, grads, states[0], steps, True,
+        core.adagrad(
+            grads, steps, True,
             _scalar(group["lr"]), _scalar(group["lr_decay"]), _scalar(group["weight_decay"]),
-            _scalar(group["eps"]), bool(group["maximize"]),
+            _scalar(group["eps"]), bool(group["maximize"]), check_only,
         )  # fmt: skip
 
 
@@ -935,6 +1162,7 @@ class RMSprop(_FusedStep, torch.optim.RMSprop):
         tensor([0.9800, 0.9800], dtype=torch.float64)
     """
 
+    _algorithm = "rmsprop"
     _state_keys = ("square_avg", "momentum_buffer", "grad_avg")
     _device_alternative = "torch.optim.RMSprop(..., foreach=True)"
 
@@ -963,13 +1191,13 @@ class RMSprop(_FusedStep, torch.optim.RMSprop):
         return (True, group["momentum"] > 0, bool(group["centered"]))
 
     def _kernel(
-        self, group: Group, params: Views, grads: Views, states: list[Any], steps: np.ndarray
+        self, group: Group, core: _core.Plan, grads: list[Any], steps: np.ndarray, check_only: bool
     ) -> None:
-        _core.rmsprop(
-            params, grads, states[0], states[1], states[2], steps, True,
+        core.rmsprop(
+            grads, steps, True,
             _scalar(group["lr"]), _scalar(group["alpha"]), _scalar(group["eps"]),
             _scalar(group["weight_decay"]), _scalar(group["momentum"]), bool(group["centered"]),
-            bool(group["maximize"]),
+            bool(group["maximize"]), check_only,
         )  # fmt: skip
 
 
@@ -995,6 +1223,7 @@ class Adadelta(_FusedStep, torch.optim.Adadelta):
         tensor([1.], dtype=torch.float64)
     """
 
+    _algorithm = "adadelta"
     _state_keys = ("square_avg", "acc_delta")
     _device_alternative = "torch.optim.Adadelta(..., foreach=True)"
 
@@ -1019,30 +1248,31 @@ class Adadelta(_FusedStep, torch.optim.Adadelta):
         self._init_fused()
 
     def _kernel(
-        self, group: Group, params: Views, grads: Views, states: list[Any], steps: np.ndarray
+        self, group: Group, core: _core.Plan, grads: list[Any], steps: np.ndarray, check_only: bool
     ) -> None:
-        _core.adadelta(
-            params, grads, states[0], states[1], steps, True,
+        core.adadelta(
+            grads, steps, True,
             _scalar(group["lr"]), _scalar(group["rho"]), _scalar(group["eps"]),
-            _scalar(group["weight_decay"]), bool(group["maximize"]),
+            _scalar(group["weight_decay"]), bool(group["maximize"]), check_only,
         )  # fmt: skip
 
 
 class _AdamKernel(_FusedStep):
+    _algorithm = "adam"
     _state_keys = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
     def _needs(self, group: dict[str, Any]) -> tuple[bool, ...]:
         return (True, True, bool(group["amsgrad"]))
 
     def _kernel(
-        self, group: Group, params: Views, grads: Views, states: list[Any], steps: np.ndarray
+        self, group: Group, core: _core.Plan, grads: list[Any], steps: np.ndarray, check_only: bool
     ) -> None:
         beta1, beta2 = group["betas"]
-        _core.adam(
-            params, grads, states[0], states[1], states[2], steps, True,
+        core.adam(
+            grads, steps, True,
             _scalar(group["lr"]), _scalar(beta1), _scalar(beta2), _scalar(group["eps"]),
             _scalar(group["weight_decay"]), bool(group["amsgrad"]), bool(group["maximize"]),
-            bool(group.get("decoupled_weight_decay", False)),
+            bool(group.get("decoupled_weight_decay", False)), check_only,
         )  # fmt: skip
 
 
