@@ -164,9 +164,13 @@ def main() -> None:
     )
     try:
         results = run(args.rank, args.world_size)
+        torch.save(results, args.out / f"rank{args.rank}.pt")
+        # Both ranks reach this point before either tears down: ZeRO's state consolidation ends
+        # with point-to-point sends, and a rank that exits while its peer's gloo threads still
+        # serve one aborts ("terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
-    torch.save(results, args.out / f"rank{args.rank}.pt")
 
 
 if __name__ == "__main__":
