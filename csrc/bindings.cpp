@@ -337,12 +337,12 @@ class Steps {
 
   // The step tensor i takes, checked.
   std::int64_t taken(std::size_t i) const {
-    const std::string where = "steps[" + std::to_string(i) + "]";
+    const auto where = [i] { return "steps[" + std::to_string(i) + "]"; };
     if (increment_ && data_[i] == std::numeric_limits<std::int64_t>::max())
-      check_.value_error(where + " cannot be incremented past the largest int64");
+      check_.value_error(where() + " cannot be incremented past the largest int64");
     const std::int64_t step = data_[i] + (increment_ ? 1 : 0);
     if (step < 1)
-      check_.value_error(where + " is " + std::to_string(data_[i]) +
+      check_.value_error(where() + " is " + std::to_string(data_[i]) +
                          (increment_ ? "; step counts cannot be negative"
                                      : "; the step being taken must be >= 1 (steps are 1-based)"));
     return step;
@@ -504,6 +504,8 @@ class Plan {
       const Span param_span = span_of(param);
       tensor.param = const_cast<char*>(param_span.begin);
       tensor.size = element_count(param);
+      tensor.ndim = param.ndim() <= kCachedDims ? static_cast<int>(param.ndim()) : -1;
+      for (int d = 0; d < tensor.ndim; ++d) tensor.dims[d] = param.shape(d);
       overlaps.add(0, param_span, true, "params", i);
       for (int s = 0; s < kMaxStates; ++s) {
         if (!has_state_[s] || states_[s][i].is_none()) continue;
@@ -541,7 +543,10 @@ class Plan {
       if (g.is_none()) continue;
       const Tensor& tensor = tensors_[i];
       Span grad;
-      if (PyLong_Check(g.ptr())) {
+      if (gradient_matches(g, tensor)) {
+        grad = {py::detail::array_proxy(g.ptr())->data,
+                py::detail::array_proxy(g.ptr())->data + tensor.size * element_size};
+      } else if (PyLong_Check(g.ptr())) {
         const auto address = g.cast<std::uintptr_t>();
         if (address % static_cast<std::uintptr_t>(element_size) != 0)
           check_.value_error("grads[" + std::to_string(i) + "] is an address not aligned to the element size");
@@ -573,11 +578,32 @@ class Plan {
     throw py::value_error("Plan: unknown algorithm '" + algorithm + "' (sgd, adagrad, rmsprop, adadelta, adam)");
   }
 
+  // The shape is kept here so that checking a gradient reads only the gradient's numpy struct,
+  // not the parameter's: after a pass over memory both are cold, and a miss per tensor adds up
+  // over hundreds of small tensors.
+  static constexpr int kCachedDims = 8;
   struct Tensor {
     char* param;
     std::array<char*, kMaxStates> state;
     std::int64_t size;
+    int ndim;  // -1 when the shape has more than kCachedDims dimensions
+    std::array<py::ssize_t, kCachedDims> dims;
   };
+
+  // The common case in one look: a native-order, aligned, C-contiguous array of the plan's dtype
+  // and the parameter's shape. Anything else goes through Checker::check for its message.
+  bool gradient_matches(py::handle g, const Tensor& tensor) const {
+    if (tensor.ndim < 0 || !py::isinstance<py::array>(g)) return false;
+    const auto* proxy = py::detail::array_proxy(g.ptr());
+    const auto* descr = py::detail::array_descriptor_proxy(proxy->descr);
+    constexpr int kRequired = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+    if (descr->type_num != type_num_ || descr->byteorder == '>' || (proxy->flags & kRequired) != kRequired ||
+        proxy->nd != tensor.ndim)
+      return false;
+    for (int d = 0; d < tensor.ndim; ++d)
+      if (proxy->dimensions[d] != tensor.dims[d]) return false;
+    return true;
+  }
 
   // A gradient must not overlap any array the update writes. The written ranges are sorted and
   // disjoint, so the only candidate is the first one that ends after the gradient begins.
