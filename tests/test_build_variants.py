@@ -41,7 +41,8 @@ WORKLOAD = textwrap.dedent(
     sgd_params = [p.copy() for p in params]
     for _ in range(5):
         grads = [rng.standard_normal(n).astype(np.float32) for n in sizes]
-        core.adam(params, grads, m, v, None, steps, True, 1e-2, 0.9, 0.999, 1e-8, 0.1, False, False, True)
+        adam_options = (1e-2, 0.9, 0.999, 1e-8, 0.1, False, False, True)
+        core.adam(params, grads, m, v, None, steps, True, *adam_options)
         core.sgd(sgd_params, grads, buf, steps, False, 1e-2, 0.9, 0.0, True, 1e-4, False)
     np.save(sys.argv[2], np.concatenate(params + m + v + sgd_params + buf))
     print(json.dumps(core.build_info()))

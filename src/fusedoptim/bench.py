@@ -5,8 +5,8 @@ report: every optimizer of the issue list on one tensor of 1e3 to 1e7 elements a
 many-tensor layouts (500 x 2,000 and 200 x 500), float32, on all cores. For each case it prints the
 time per element of the NumPy reference (:mod:`fusedoptim.reference`), of the best ``torch.optim``
 path (``fused=True`` where torch has a fused CPU kernel, its default otherwise) and of
-fusedoptim's optimizer class (``step()``, timed as torch's is), the speed-ups, and the memory bandwidth fusedoptim achieves as a
-fraction of the machine's, which it measures in the same run.
+fusedoptim's optimizer class (``step()``, timed as torch's is), the speed-ups, and the memory
+bandwidth fusedoptim achieves as a fraction of the machine's, which it measures in the same run.
 
 How the timing is kept honest:
 
