@@ -1468,7 +1468,26 @@ class OneCycleLR(LRScheduler):
 # Composite schedulers.
 
 
-class SequentialLR(LRScheduler):
+class _CompositeScheduler(LRScheduler):
+    """A scheduler made of others (SequentialLR, ChainedScheduler): its state holds theirs."""
+
+    _schedulers: list[Any]
+
+    def state_dict(self) -> dict[str, Any]:
+        state = self._copy_state(("optimizer", "_schedulers"))
+        state["_schedulers"] = [scheduler.state_dict() for scheduler in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = dict(state_dict)
+        inner_states = state.pop("_schedulers")
+        for scheduler, inner in zip(self._schedulers, inner_states):
+            scheduler.load_state_dict(inner)
+        # Last, so that the optimizer ends with this scheduler's lr, not a sub-scheduler's.
+        super().load_state_dict(state)
+
+
+class SequentialLR(_CompositeScheduler):
     """Run schedulers one after another, switching at the milestone epochs.
 
     At milestone ``milestones[i]`` scheduler ``i + 1`` restarts from its epoch 0 (through its
@@ -1575,21 +1594,8 @@ class SequentialLR(LRScheduler):
             scheduler.step()
         self._last_lr = scheduler.get_last_lr()
 
-    def state_dict(self) -> dict[str, Any]:
-        state = self._copy_state(("optimizer", "_schedulers"))
-        state["_schedulers"] = [scheduler.state_dict() for scheduler in self._schedulers]
-        return state
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        state = dict(state_dict)
-        inner_states = state.pop("_schedulers")
-        for scheduler, inner in zip(self._schedulers, inner_states):
-            scheduler.load_state_dict(inner)
-        # Last, so that the optimizer ends with this scheduler's lr, not a sub-scheduler's.
-        super().load_state_dict(state)
-
-
-class ChainedScheduler(LRScheduler):
+class ChainedScheduler(_CompositeScheduler):
     """Step several schedulers together on one optimizer; their factors multiply.
 
     Each scheduler's step applies to the lr the previous one left, as chaining does in torch:
@@ -1637,18 +1643,6 @@ class ChainedScheduler(LRScheduler):
             scheduler.step()
         self.last_epoch += 1
         self._last_lr = _group_values(self._schedulers[-1].optimizer, "lr")
-
-    def state_dict(self) -> dict[str, Any]:
-        state = self._copy_state(("optimizer", "_schedulers"))
-        state["_schedulers"] = [scheduler.state_dict() for scheduler in self._schedulers]
-        return state
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        state = dict(state_dict)
-        inner_states = state.pop("_schedulers")
-        for scheduler, inner in zip(self._schedulers, inner_states):
-            scheduler.load_state_dict(inner)
-        super().load_state_dict(state)
 
 
 # ---------------------------------------------------------------------------------------------
