@@ -17,7 +17,9 @@ judged on the scale of what it was computed from.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,54 +29,19 @@ from fusedoptim import optim
 
 torch = pytest.importorskip("torch")
 
-STEPS = 30
-SHAPES = [(5, 3), (7,), (2, 3, 4), ()]  # group 0: the first two; group 1: the rest
-# (step, parameter) pairs that get no gradient: parameter 3 starts late, 1 and 2 pause.
-MISSING = {(0, 3), (1, 3), (3, 1), (4, 1), (5, 1), (17, 2)}
-LR_CHANGE_STEP, WD_CHANGE_STEP = 12, 20
 
-AXES: dict[str, tuple[dict[str, Any], dict[str, tuple[Any, ...]]]] = {
-    "SGD": (
-        {"lr": 0.05},
-        {
-            "momentum": (0.0, 0.9),
-            "dampening": (0.0, 0.3),
-            "nesterov": (False, True),
-            "weight_decay": (0.0, 0.05),
-            "maximize": (False, True),
-        },
-    ),
-    "Adagrad": (
-        {"lr": 0.1},
-        {
-            "lr_decay": (0.0, 0.01),
-            "initial_accumulator_value": (0.0, 0.1),
-            "weight_decay": (0.0, 0.05),
-            "maximize": (False, True),
-        },
-    ),
-    "RMSprop": (
-        {"lr": 0.01, "alpha": 0.9},
-        {
-            "centered": (False, True),
-            "momentum": (0.0, 0.9),
-            "weight_decay": (0.0, 0.05),
-            "maximize": (False, True),
-        },
-    ),
-    "Adadelta": (
-        {"lr": 0.9, "rho": 0.85},
-        {"weight_decay": (0.0, 0.05), "maximize": (False, True)},
-    ),
-    "Adam": (
-        {"lr": 0.01, "betas": (0.8, 0.95)},
-        {"amsgrad": (False, True), "weight_decay": (0.0, 0.05), "maximize": (False, True)},
-    ),
-    "AdamW": (
-        {"lr": 0.01, "betas": (0.8, 0.95)},
-        {"amsgrad": (False, True), "weight_decay": (0.0, 0.05), "maximize": (False, True)},
-    ),
-}
+def _load_cases() -> Any:
+    path = Path(__file__).with_name("_optim_cases.py")
+    spec = importlib.util.spec_from_file_location("_optim_cases", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_CASES = _load_cases()
+STEPS, SHAPES, MISSING, AXES = _CASES.STEPS, _CASES.SHAPES, _CASES.MISSING, _CASES.AXES
+LR_CHANGE_STEP, WD_CHANGE_STEP = 12, 20
 
 
 def _invalid(name: str, options: dict[str, Any]) -> bool:
