@@ -772,6 +772,20 @@ void stream(const char* op, py::handle a_in, py::handle b_in, py::handle c_in, d
     run_stream<double>(triad ? kernels<double>().triad : kernels<double>().axpy, a, b, triad ? &c : nullptr, s);
 }
 
+// Whether two lists (or tuples) hold the same objects in the same order. Only the pointers are
+// compared: no object is touched (not even its reference count), so after a pass over memory that
+// evicted hundreds of parameter objects this costs a scan of two pointer arrays, not a miss each.
+bool same_items(py::handle a, py::handle b) {
+  const auto is_sequence = [](py::handle h) { return PyList_Check(h.ptr()) || PyTuple_Check(h.ptr()); };
+  if (!is_sequence(a) || !is_sequence(b))
+    throw py::type_error("same_items: a and b must be lists or tuples, got " + type_name(a) + " and " + type_name(b));
+  const Py_ssize_t n = PySequence_Fast_GET_SIZE(a.ptr());
+  if (n != PySequence_Fast_GET_SIZE(b.ptr())) return false;
+  PyObject** x = PySequence_Fast_ITEMS(a.ptr());
+  PyObject** y = PySequence_Fast_ITEMS(b.ptr());
+  return std::equal(x, x + n, y);
+}
+
 py::dict build_info() {
   py::dict info;
   const Dispatch& d = dispatch();
@@ -953,5 +967,7 @@ PYBIND11_MODULE(_core, m) {
       "an optimizer update (bandwidth probe; moves 3 arrays' bytes).");
   m.def("get_num_threads", &get_num_threads, "Threads the kernels use (1 without OpenMP).");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Sets the number of threads the kernels use (ignored without OpenMP).");
+  m.def("same_items", &same_items, py::arg("a"), py::arg("b"),
+        "Whether two lists or tuples hold the same objects (by identity) in the same order.");
   m.def("build_info", &build_info, "How this extension was built and which kernel variant runs.");
 }

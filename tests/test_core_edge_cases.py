@@ -144,3 +144,13 @@ def test_out_of_range_numbers_are_refused_with_their_name(
     with pytest.raises(error, match=message):
         F.sgd([param], [np.ones(3)], None, **arguments)  # type: ignore[arg-type]
     assert not param.any()
+
+
+def test_same_items_compares_identity_not_values() -> None:
+    a, b = np.zeros(1), np.zeros(1)
+    assert _core.same_items([a, b], (a, b))
+    assert _core.same_items([], ())
+    assert not _core.same_items([a], [b])  # equal values, another object
+    assert not _core.same_items([a], [a, a])
+    with pytest.raises(TypeError, match="lists or tuples"):
+        _core.same_items(iter([a]), [a])

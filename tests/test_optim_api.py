@@ -174,6 +174,42 @@ def test_changed_lr_and_weight_decay_apply_from_the_next_step() -> None:
     assert w[0] == before - 0.5 * (1.0 + 1.0 * before)
 
 
+def test_hyperparameters_edited_in_place_apply_and_are_checked() -> None:
+    """The step remembers a copy of the values it last checked, so an edit inside a list (which
+    leaves the group's entries the same objects) is seen, applied and checked like any other."""
+    w = np.array([1.0, -1.0])
+    grad = np.array([0.5, 2.0])
+    want = [w.copy()]
+    exp_avg, exp_avg_sq = [np.zeros(2)], [np.zeros(2)]
+    opt = optim.Adam([w], lr=0.1)
+    opt.param_groups[0]["betas"] = [0.9, 0.999]
+    opt.step([grad])
+    reference.adam(want, [grad], exp_avg, exp_avg_sq, None, step=1, lr=0.1)
+    opt.param_groups[0]["betas"][0] = 0.5
+    opt.step([grad])
+    reference.adam(want, [grad], exp_avg, exp_avg_sq, None, step=2, lr=0.1, beta1=0.5)
+    np.testing.assert_array_equal(w, want[0])
+
+    opt.param_groups[0]["betas"][1] = 1.5
+    before = w.copy()
+    with pytest.raises(ValueError, match="beta parameter at index 1"):
+        opt.step([grad])
+    np.testing.assert_array_equal(w, before)
+
+
+def test_parameter_list_edited_in_place_is_noticed() -> None:
+    w, intruder = np.zeros(2), np.zeros(2)
+    opt = optim.SGD([w], lr=0.1)
+    opt.step([np.ones(2)])
+    opt.param_groups[0]["params"][0] = intruder  # an equal array, but not the one registered
+    with pytest.raises(ValueError, match="put into param_groups directly"):
+        opt.step([np.ones(2)])
+    np.testing.assert_array_equal(intruder, [0.0, 0.0])
+    opt.param_groups[0]["params"][0] = w
+    opt.step([np.ones(2)])
+    np.testing.assert_array_equal(w, [-0.2, -0.2])
+
+
 # --------------------------------------------------------------------------------------------
 # State.
 
@@ -225,18 +261,24 @@ def test_repr_lists_the_groups() -> None:
 def test_one_core_call_per_group_and_no_per_tensor_work_once_warm(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    params = [np.zeros(10, dtype=np.float32) for _ in range(60)]
-    grads = [np.ones(10, dtype=np.float32) for _ in range(60)]
-    opt = optim.Adam([{"params": params[:40]}, {"params": params[40:], "lr": 0.01}])
-    opt.step(grads)  # warm-up: creates state
-
     calls: list[int] = []
     checks: list[int] = []
     real_adam = _core.Plan.adam
 
-    def counting_adam(plan: _core.Plan, *args: Any, check_only: bool = False) -> None:
-        (checks if check_only else calls).append(len(plan))
-        real_adam(plan, *args, check_only=check_only)
+    def counting_adam(plan: _core.Plan, *args: Any) -> None:
+        # The optimizer passes check_only positionally, last.
+        (checks if args[-1] else calls).append(len(plan))
+        real_adam(plan, *args)
+
+    # Patched before the optimizer exists: each bucket binds its plan's method when it is made.
+    monkeypatch.setattr(_core.Plan, "adam", counting_adam)
+    params = [np.zeros(10, dtype=np.float32) for _ in range(60)]
+    grads = [np.ones(10, dtype=np.float32) for _ in range(60)]
+    opt = optim.Adam([{"params": params[:40]}, {"params": params[40:], "lr": 0.01}])
+    opt.step(grads)  # warm-up: creates state
+    assert calls == [40, 20]
+    calls.clear()
+    checks.clear()
 
     slow: list[str] = []
     for method in ("_rebuild", "_create_state", "_check_grads", "_make_core_plans"):
@@ -247,7 +289,6 @@ def test_one_core_call_per_group_and_no_per_tensor_work_once_warm(
             return _real(self, *args, **kw)
 
         monkeypatch.setattr(optim.Optimizer, method, spy)
-    monkeypatch.setattr(_core.Plan, "adam", counting_adam)
     for _ in range(3):
         opt.step(grads)
     assert calls == [40, 20] * 3

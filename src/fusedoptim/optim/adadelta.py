@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
-
-from fusedoptim import _checks, _core
+from fusedoptim import _checks
 
 from .base import Optimizer, check_bool, format_doc
 
@@ -46,24 +44,13 @@ class Adadelta(Optimizer):
         _checks.check_non_negative("weight_decay", group["weight_decay"])
         check_bool(group["maximize"], "maximize")
 
-    def _update(
-        self,
-        group: Mapping[str, Any],
-        plan: _core.Plan,
-        grads: Sequence[np.ndarray | None],
-        steps: np.ndarray,
-        check_only: bool = False,
-    ) -> None:
-        plan.adadelta(
-            grads,
-            steps,
-            True,
+    def _core_arguments(self, group: Mapping[str, Any]) -> tuple:
+        return (
             float(group["lr"]),
             float(group["rho"]),
             float(group["eps"]),
             float(group["weight_decay"]),
             bool(group["maximize"]),
-            check_only=check_only,
         )
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
-from fusedoptim import _checks, _core
+from fusedoptim import _checks
 
 from .base import Optimizer, check_bool, format_doc
 
@@ -55,24 +55,13 @@ class Adagrad(Optimizer):
     def _new_state(self, group: Mapping[str, Any], kind: str, param: np.ndarray) -> np.ndarray:
         return np.full_like(param, group["initial_accumulator_value"])
 
-    def _update(
-        self,
-        group: Mapping[str, Any],
-        plan: _core.Plan,
-        grads: Sequence[np.ndarray | None],
-        steps: np.ndarray,
-        check_only: bool = False,
-    ) -> None:
-        plan.adagrad(
-            grads,
-            steps,
-            True,
+    def _core_arguments(self, group: Mapping[str, Any]) -> tuple:
+        return (
             float(group["lr"]),
             float(group["lr_decay"]),
             float(group["weight_decay"]),
             float(group["eps"]),
             bool(group["maximize"]),
-            check_only=check_only,
         )
 
 

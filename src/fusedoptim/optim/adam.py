@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
-from fusedoptim import _checks, _core
+from fusedoptim import _checks
 
 from .base import Optimizer, check_bool, format_doc
 
@@ -64,19 +62,9 @@ class Adam(Optimizer):
             return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
         return ("exp_avg", "exp_avg_sq")
 
-    def _update(
-        self,
-        group: Mapping[str, Any],
-        plan: _core.Plan,
-        grads: Sequence[np.ndarray | None],
-        steps: np.ndarray,
-        check_only: bool = False,
-    ) -> None:
+    def _core_arguments(self, group: Mapping[str, Any]) -> tuple:
         beta1, beta2 = group["betas"]
-        plan.adam(
-            grads,
-            steps,
-            True,
+        return (
             float(group["lr"]),
             float(beta1),
             float(beta2),
@@ -85,7 +73,6 @@ class Adam(Optimizer):
             bool(group["amsgrad"]),
             bool(group["maximize"]),
             bool(group["decoupled_weight_decay"]),
-            check_only=check_only,
         )
 
 

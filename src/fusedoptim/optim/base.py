@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from fusedoptim import _core
+from fusedoptim._core import same_items
 
 __all__ = ["Optimizer"]
 
@@ -318,6 +319,7 @@ class _Bucket:
         "steps",
         "missing",
         "core_plan",
+        "run",
     )
 
     positions: list[int] | None  # positions inside the group; None: the whole group, in order
@@ -328,6 +330,7 @@ class _Bucket:
     steps: np.ndarray  # int64, one count per tensor, incremented by the core
     missing: int  # tensors still lacking some state they need
     core_plan: _core.Plan  # arrays and the state the group's options use, checked once
+    run: Callable[..., None]  # core_plan's method for the algorithm (core_plan.adam, ...)
 
 
 class _Plan:
@@ -342,6 +345,7 @@ class _Plan:
         "kinds",
         "buckets",
         "checked",
+        "args",
     )
 
     group: dict[str, Any]
@@ -351,7 +355,8 @@ class _Plan:
     stop: int
     kinds: tuple[str, ...]
     buckets: list[_Bucket]
-    checked: tuple | None  # the hyperparameter values last checked
+    checked: tuple | None  # the hyperparameter values last checked (a copy)
+    args: tuple  # the core call's hyperparameter arguments, made from the checked values
 
 
 def _take_one(position: int) -> Callable[[Sequence[Any]], tuple[Any]]:
@@ -450,18 +455,13 @@ class Optimizer:
         """A fresh state array of ``kind`` for ``param`` (zeros unless overridden)."""
         return np.zeros_like(param)
 
-    def _update(
-        self,
-        group: Mapping[str, Any],
-        plan: _core.Plan,
-        grads: Sequence[np.ndarray | None],
-        steps: np.ndarray,
-        check_only: bool = False,
-    ) -> None:
-        """Call ``plan.<algorithm>`` once with ``group``'s hyperparameters.
+    def _core_arguments(self, group: Mapping[str, Any]) -> tuple:
+        """The hyperparameter arguments of ``plan.<algorithm>`` for ``group``, in the core's order.
 
-        The call updates the plan's parameters and state and increments ``steps`` where a
-        gradient is given; with ``check_only`` it checks the gradients and writes nothing.
+        Made once per change of the group's hyperparameters (after they pass the checks), and
+        passed to every step's core call: ``run(grads, steps, True, *arguments, check_only)``,
+        which updates the plan's parameters and state and increments ``steps`` where a gradient
+        is given (with ``check_only`` it checks the gradients and writes nothing).
         """
         raise NotImplementedError
 
@@ -764,6 +764,7 @@ class Optimizer:
         plan.start, plan.stop = start, start + len(params)
         plan.kinds = tuple(self._needed_kinds(group))
         plan.checked = None
+        plan.args = ()
         plan_entries = []
         arrays = []
         for position, param in enumerate(params):
@@ -841,6 +842,7 @@ class Optimizer:
                 bucket.states[kind] if kind in plan.kinds else None for kind in self._state_kinds
             ]
             bucket.core_plan = _core.Plan(self._algorithm, bucket.arrays, states)
+            bucket.run = getattr(bucket.core_plan, self._algorithm)
 
     def _commit_plan(self, plan: _Plan) -> None:
         """Point each ``state['step']`` at the plan's live count (a 0-d view)."""
@@ -877,42 +879,54 @@ class Optimizer:
         self._num_params = start
         self._dirty = False
 
-    def _hyperparameter_values(self, group: Mapping[str, Any]) -> tuple:
-        return tuple(map(group.__getitem__, self.defaults))
-
     def _needs_rebuild(self) -> bool:
+        """Whether a group, a group's parameter list or a parameter's ``.data`` was replaced.
+
+        The lists are compared by identity in C (``_core.same_items``), which touches none of the
+        parameter objects: the steady-state step costs the same for 5 tensors as for 500.
+        """
         groups = self.param_groups
-        if self._dirty or len(groups) != len(self._plans):
-            return True
-        if not all(map(operator.is_, groups, self._plan_groups)):
+        if self._dirty or not isinstance(groups, list) or not same_items(groups, self._plan_groups):
             return True
         for plan in self._plans:
-            params = plan.group["params"]
-            if len(params) != len(plan.params) or not all(map(operator.is_, params, plan.params)):
+            params = plan.group.get("params") if isinstance(plan.group, dict) else None
+            if not isinstance(params, (list, tuple)) or not same_items(params, plan.params):
                 return True
-            if self._objects and not all(map(operator.is_, map(_GET_DATA, params), plan.arrays)):
-                return True
-            if tuple(self._needed_kinds(plan.group)) != plan.kinds:
+            if self._objects and not same_items(list(map(_GET_DATA, params)), plan.arrays):
                 return True
         return False
+
+    def _current_plans(self) -> list[_Plan]:
+        """The plans, rebuilt if needed, with every group's hyperparameters checked.
+
+        A group's hyperparameters are checked again (and its core arguments remade) only when one
+        has changed: a scheduler sets ``lr`` every step, and the checks cost more than comparing
+        the values with a copy of those last checked. An option that needs other state (turning
+        ``amsgrad`` on, say) rebuilds the plans.
+        """
+        if self._needs_rebuild():
+            self._rebuild()
+        for plan in self._plans:
+            group = plan.group
+            try:
+                values = tuple(map(group.__getitem__, self.defaults))
+                unchanged = values == plan.checked
+            except Exception:  # a removed key, or a value that does not compare: check it
+                values, unchanged = None, False
+            if unchanged:
+                continue
+            self._check_hyperparameters(group)
+            if tuple(self._needed_kinds(group)) != plan.kinds:
+                self._rebuild()  # new plans, whose hyperparameters are then checked afresh
+                return self._current_plans()
+            plan.args = self._core_arguments(group)
+            plan.checked = _snapshot(values)
+        return self._plans
 
     # ---------------------------------------------------------------- the step
     def _step(self, grads: Sequence[np.ndarray | None] | None) -> None:
         # Phase 1: check everything; nothing is written until every check has passed.
-        if self._needs_rebuild():
-            self._rebuild()
-        plans = self._plans
-        for plan in plans:
-            # Check a group's hyperparameters again only when one has changed (a scheduler
-            # sets lr each step; the checks cost more than the comparison).
-            try:
-                values = self._hyperparameter_values(plan.group)
-                unchanged = values == plan.checked
-            except Exception:  # a removed key, or a value that does not compare: check it
-                values, unchanged = None, False
-            if not unchanged:
-                self._check_hyperparameters(plan.group)
-                plan.checked = values
+        plans = self._current_plans()
 
         if self._objects:
             if grads is not None:
@@ -956,12 +970,13 @@ class Optimizer:
         # writes: each plan checks its gradients without writing (check_only), which also sees
         # what a Python screen cannot, such as a gradient that is a view of another tensor's
         # state. Creating state is a change too, so it waits for the checks.
-        calls = sum(len(plan.buckets) for plan in plans)
-        for plan, plan_grads in zip(plans, group_grads):
-            if any(bucket.missing for bucket in plan.buckets):
-                self._check_grads(plan, plan_grads)
-            elif calls > 1:
-                self._run_buckets(plan, plan_grads, check_only=True)
+        if len(plans) > 1 or len(plans[0].buckets) != 1 or plans[0].buckets[0].missing:
+            calls = sum(len(plan.buckets) for plan in plans)
+            for plan, plan_grads in zip(plans, group_grads):
+                if any(bucket.missing for bucket in plan.buckets):
+                    self._check_grads(plan, plan_grads)
+                elif calls > 1:
+                    self._run_buckets(plan, plan_grads, check_only=True)
 
         # Phase 2: apply.
         for plan, plan_grads in zip(plans, group_grads):
@@ -969,7 +984,7 @@ class Optimizer:
 
     def _run_buckets(self, plan: _Plan, plan_grads: Sequence[Any], check_only: bool) -> None:
         """One core call per bucket of the group; state still missing is created first."""
-        group = plan.group
+        args = plan.args
         for bucket in plan.buckets:
             bucket_grads = plan_grads if bucket.take is None else bucket.take(plan_grads)
             if bucket.missing and not check_only:
@@ -977,7 +992,7 @@ class Optimizer:
                     plan, bucket, [j for j, grad in enumerate(bucket_grads) if grad is not None]
                 )
             try:
-                self._update(group, bucket.core_plan, bucket_grads, bucket.steps, check_only)
+                bucket.run(bucket_grads, bucket.steps, True, *args, check_only)
             except (TypeError, ValueError) as error:
                 # Say which parameter, in the user's numbering, when we can.
                 self._check_grads(plan, plan_grads, cause=error)
@@ -1212,6 +1227,19 @@ def _copy_state_value(key: str, value: Any) -> Any:
     if key == "step":
         return np.array(int(value), dtype=np.int64)
     return value.copy() if isinstance(value, np.ndarray) else value
+
+
+def _snapshot(value: Any) -> Any:
+    """A copy of hyperparameter values that an in-place edit of the originals does not change.
+
+    ``group["betas"][0] = 0.8`` on a list edits the list the last check saw; comparing the live
+    values with this copy notices it.
+    """
+    if isinstance(value, (list, tuple)):
+        return type(value)(map(_snapshot, value)) if type(value) in (list, tuple) else value
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    return value
 
 
 def _copy_plain(value: Any) -> Any:

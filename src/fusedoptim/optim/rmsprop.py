@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
-
-from fusedoptim import _checks, _core
+from fusedoptim import _checks
 
 from .base import Optimizer, check_bool, format_doc
 
@@ -61,18 +59,8 @@ class RMSprop(Optimizer):
             kinds += ("grad_avg",)
         return kinds
 
-    def _update(
-        self,
-        group: Mapping[str, Any],
-        plan: _core.Plan,
-        grads: Sequence[np.ndarray | None],
-        steps: np.ndarray,
-        check_only: bool = False,
-    ) -> None:
-        plan.rmsprop(
-            grads,
-            steps,
-            True,
+    def _core_arguments(self, group: Mapping[str, Any]) -> tuple:
+        return (
             float(group["lr"]),
             float(group["alpha"]),
             float(group["eps"]),
@@ -80,7 +68,6 @@ class RMSprop(Optimizer):
             float(group["momentum"]),
             bool(group["centered"]),
             bool(group["maximize"]),
-            check_only=check_only,
         )
 
 

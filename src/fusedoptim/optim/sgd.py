@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
-
-from fusedoptim import _checks, _core
+from fusedoptim import _checks
 
 from .base import Optimizer, check_bool, format_doc
 
@@ -54,25 +52,14 @@ class SGD(Optimizer):
     def _needed_kinds(self, group: Mapping[str, Any]) -> tuple[str, ...]:
         return ("momentum_buffer",) if group["momentum"] != 0 else ()
 
-    def _update(
-        self,
-        group: Mapping[str, Any],
-        plan: _core.Plan,
-        grads: Sequence[np.ndarray | None],
-        steps: np.ndarray,
-        check_only: bool = False,
-    ) -> None:
-        plan.sgd(
-            grads,
-            steps,
-            True,
+    def _core_arguments(self, group: Mapping[str, Any]) -> tuple:
+        return (
             float(group["lr"]),
             float(group["momentum"]),
             float(group["dampening"]),
             bool(group["nesterov"]),
             float(group["weight_decay"]),
             bool(group["maximize"]),
-            check_only=check_only,
         )
 
 
