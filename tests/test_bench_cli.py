@@ -200,6 +200,50 @@ def test_time_steps_batches_calls_in_cache(fake_clock: FakeClock) -> None:
     assert set(fake_clock.calls) == {0}
 
 
+def test_interleaved_contenders_alternate_in_rotating_order() -> None:
+    calls: list[tuple[str, int]] = []
+    steps = {name: (lambda k, name=name: calls.append((name, k))) for name in "abc"}
+    timings = bench.time_interleaved(steps, copies=2, repeat=4)
+    # Warm-up (every copy of every contender), one calibration call each, then the rounds.
+    assert calls[:6] == [("a", 0), ("a", 1), ("b", 0), ("b", 1), ("c", 0), ("c", 1)]
+    assert calls[6:9] == [("a", 0), ("b", 0), ("c", 0)]
+    rounds = [name for name, _ in calls[9:]]
+    assert rounds == list("abcbcacababc")
+    # Each contender still moves to the copy it touched longest ago.
+    assert [k for name, k in calls[9:] if name == "b"] == [1, 0, 1, 0]
+    assert all(len(timing.samples) == 4 and timing.copies == 2 for timing in timings.values())
+
+
+def test_warm_up_can_be_limited_to_the_first_copies() -> None:
+    calls: list[int] = []
+    bench.time_interleaved({"numpy": calls.append}, copies=3, repeat=2, warm_up=1)
+    assert calls == [0, 0, 1, 2]  # one warm-up step, the calibration step, then the samples
+
+
+def test_interleaved_slow_contender_takes_fewer_samples_spread_over_the_run(
+    fake_clock: FakeClock,
+) -> None:
+    """A contender 10 times slower needs a tenth of the samples for the same min_time; they are
+    spread over the rounds rather than taken first."""
+    order: list[str] = []
+
+    def fast(k: int) -> None:
+        order.append("fast")
+        fake_clock.now += 1e-3
+
+    def slow(k: int) -> None:
+        order.append("slow")
+        fake_clock.now += 1e-2
+
+    timings = bench.time_interleaved({"fast": fast, "slow": slow}, copies=3, min_time=0.1)
+    assert len(timings["fast"].samples) == 100 and len(timings["slow"].samples) == 10
+    timed = order[3 + 3 + 2 :]  # after the warm-up and the calibration calls
+    slow_turns = [index for index, name in enumerate(timed) if name == "slow"]
+    assert len(slow_turns) == 10
+    assert slow_turns[0] > 5 and slow_turns[-1] > len(timed) - 15  # throughout, not first
+    assert math.isclose(timings["fast"].median, 1e-3) and math.isclose(timings["slow"].median, 1e-2)
+
+
 def test_time_steps_sample_count_is_bounded(fake_clock: FakeClock) -> None:
     # Out of cache one step is one sample: 0.1 s of 1 us steps would be 1e5 samples.
     timing = bench.time_steps(fake_clock.step, copies=3, min_time=0.1)
@@ -282,6 +326,37 @@ def test_targets_met_and_missed() -> None:
     assert "[NOT MET] 1M one tensor: >= 1.5x faster than torch fused=True" in text
     # torch's 1.4 ns against the 0.7 ns needed to move Adam's 28 bytes at 40 GB/s: 2x at most.
     assert "failing: adam 1e6 1.40x (bandwidth allows <= 2.00x)" in text
+
+
+def test_many_tensor_ratio_is_taken_at_equal_machine_speed() -> None:
+    """The two cases of the ratio are timed seconds apart; their probes say how fast the
+    machine was each time, and the ratio is corrected to equal speed."""
+    many, million = bench.Layout(500, 2000), bench.Layout(1, 10**6)
+    single = _case("adam", million, {"fusedoptim": 1.0})
+    several = _case("adam", many, {"fusedoptim": 1.8})
+    moved = 3 * 4 * 10**6  # bytes of one probe step (float32, 1M elements)
+    single.probe = bench.Timing([moved / 40e9] * 3, 1, 5)  # 40 GB/s
+    several.probe = bench.Timing([moved / 20e9] * 3, 1, 5)  # the machine at half speed
+    assert math.isclose(several.probe_gbs or 0, 20.0)
+    target = _target(bench.evaluate_targets(_report([single, several])), "<= 1.5x the time")
+    ((label, ratio, passed),) = target.cases
+    assert label == "adam" and math.isclose(ratio, 0.9) and passed
+    assert target.uncorrected == {"adam": pytest.approx(1.8)}
+    line = bench.format_targets([target], 2)
+    assert "[met]" in line and "as timed, worst 1.80x (adam)" in line
+
+    # Without probes (in-cache runs, or an older report) the raw ratio is what counts.
+    single.probe = several.probe = None
+    target = _target(bench.evaluate_targets(_report([single, several])), "<= 1.5x the time")
+    assert target.cases == [("adam", pytest.approx(1.8), False)] and not target.uncorrected
+
+
+def test_out_of_cache_bandwidth_share_uses_the_probe_timed_alongside() -> None:
+    case = _case("sgd", bench.Layout(1, 10**7), {"fusedoptim": 0.4})  # 12 B / 0.4 ns = 30 GB/s
+    report = _report([case], bandwidth=40.0)
+    assert math.isclose(report.bandwidth_fraction(case) or 0, 0.75)  # the run's probe
+    case.probe = bench.Timing([3 * 4 * 10**7 / 32e9] * 3, 1, 3)  # 32 GB/s alongside
+    assert math.isclose(report.bandwidth_fraction(case) or 0, 30 / 32)
 
 
 def test_targets_not_measured_when_the_cases_are_missing() -> None:
@@ -367,11 +442,15 @@ def test_out_of_cache_run_cycles_copies(
     copies = case["timings"]["fusedoptim"]["copies"]
     share = table_rows(out)[0][-1]
     if cold_from == "never":
-        assert not case["out_of_cache"] and copies == 1
+        assert not case["out_of_cache"] and copies == 1 and case["probe"] is None
         assert share.endswith("% (c)") and "Every case runs in cache" in out
     else:
         copy_bytes = 2 * 2000 * 4
         assert case["out_of_cache"] and (copies - 1) * copy_bytes >= TINY_CACHE
+        # The bandwidth probe ran alongside, on copies of its own, and sets the share.
+        probe = case["probe"]
+        assert len(probe["samples"]) == 5 and (probe["copies"] - 1) * copy_bytes >= TINY_CACHE
+        assert math.isclose(case["bandwidth_fraction"], case["gbs"] / case["probe_gbs"])
         assert share.endswith("%") and "(c)" not in share  # not marked in-cache
 
 
@@ -416,13 +495,36 @@ def test_disturbed_measurements_are_retried_then_marked(
     row = table_rows(out)[0]
     if others:
         assert attempts == {"numpy": 3, "fusedoptim": 3}
-        # Before each retry: bandwidth before and after the cases, numpy, fusedoptim.
+        # Before each retry: the bandwidth before and after the cases, numpy (timed first, on
+        # its own), then fusedoptim (with torch and the probe when they run, interleaved).
         assert len(waits) == 2 + 2 + 2 + 2
         assert row[5].endswith("*") and row[6].endswith("*")
         assert "WARNING: other processes used 1.00 cores on average during this run and " in out
     else:
         assert attempts == {"numpy": 1, "fusedoptim": 1} and not waits
         assert "*" not in " ".join(row) and "WARNING" not in out
+
+
+def test_retries_stop_when_their_time_is_spent(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    small_machine: None,
+) -> None:
+    monkeypatch.setattr(bench.CpuMonitor, "stop", lambda self: 1.0)  # always disturbed
+    waits: list[None] = []
+    monkeypatch.setattr(bench, "wait_for_quiet", lambda: waits.append(None) or True)
+    path = tmp_path / "out.json"
+    status = bench.main(
+        ["--optimizers", "sgd,adam", "--sizes", "1000", "--repeat", "3", "--threads", "1",
+         "--contenders", "fusedoptim", "--retries", "2", "--retry-time", "0",
+         "--json", str(path)]
+    )  # fmt: skip
+    assert status == 0
+    cases = json.loads(path.read_text())["cases"]
+    assert [case["timings"]["fusedoptim"]["attempts"] for case in cases] == [1, 1]
+    assert not waits
+    assert "measurement(s) (marked *) even after 0 repeat(s)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

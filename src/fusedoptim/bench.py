@@ -16,6 +16,10 @@ How the timing is kept honest:
   step first (allocating torch's lazy state, faulting pages in, taking step 1's special paths).
   Repetitions continue until about ``--min-time`` seconds are spent (at least 3), unless
   ``--repeat`` fixes their number; the report shows the median.
+* **Side by side, interleaved.** The contenders of a case are timed together: each has its own
+  copies of the data, and their samples alternate (in an order that rotates every round). A
+  shared machine's speed drifts over seconds; interleaving puts every contender under the same
+  drift, so the speed-ups compare like moments.
 * **Nothing left in cache for the out-of-cache sizes.** From ``COLD_MIN_ELEMENTS`` elements up, a
   contender cycles through independent copies of the problem, so many that the copies touched
   between two uses of one copy exceed the last-level cache. Each step then reads its data from
@@ -48,7 +52,7 @@ import re
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -193,8 +197,9 @@ CACHE_FLUSH_FACTOR = 1.0
 BANDWIDTH_MIN_ELEMENTS = 64 * 2**20
 BANDWIDTH_REPEAT = 5
 
-DEFAULT_MIN_TIME = 0.1  # seconds of timed steps per contender and case
+DEFAULT_MIN_TIME = 0.05  # seconds of timed steps per contender and case
 DEFAULT_RETRIES = 2
+DEFAULT_RETRY_SECONDS = 10.0
 MIN_REPEATS = 3
 MAX_REPEATS = 200
 # For in-cache cases one timing sample batches calls until it lasts this long, so that timer
@@ -482,7 +487,11 @@ def copies_needed(
     """
     if layout.elements < (COLD_MIN_ELEMENTS if cold_from is None else cold_from):
         return 1
-    copy_bytes = (2 + config.states) * layout.elements * np.dtype(dtype).itemsize
+    return _copies_out_of_cache(2 + config.states, layout.elements, dtype, cache_bytes)
+
+
+def _copies_out_of_cache(arrays: int, elements: int, dtype: Any, cache_bytes: int) -> int:
+    copy_bytes = arrays * elements * np.dtype(dtype).itemsize
     return 1 + max(1, math.ceil(CACHE_FLUSH_FACTOR * cache_bytes / copy_bytes))
 
 
@@ -665,7 +674,8 @@ def time_steps(
     With one copy (in-cache cases) a sample is a batch of calls lasting about ``SAMPLE_SECONDS``;
     with several (out-of-cache cases) a sample is one call, on the copy touched longest ago.
     ``repeat`` fixes the number of samples; otherwise samples are taken until ``min_time``
-    seconds are spent, at least ``MIN_REPEATS`` and at most ``MAX_REPEATS``.
+    seconds are spent, at least ``MIN_REPEATS`` and at most ``MAX_REPEATS``. One contender of
+    :func:`time_interleaved`.
 
     Example:
         >>> from fusedoptim.bench import time_steps
@@ -676,44 +686,96 @@ def time_steps(
         >>> len(timing.samples), timing.number
         (4, 1)
     """
+    return time_interleaved({"": step}, copies, repeat, min_time)[""]
+
+
+def time_interleaved(
+    steps: Mapping[str, Stepper],
+    copies: int | Mapping[str, int],
+    repeat: int | None = None,
+    min_time: float = DEFAULT_MIN_TIME,
+    warm_up: int | None = None,
+) -> dict[str, Timing]:
+    """Time several contenders side by side, their samples interleaved.
+
+    Each contender cycles through its own ``copies`` copies of the data (a number for all, or
+    one per contender) and is warmed up and calibrated as :func:`time_steps` describes. Then the
+    samples are taken in rounds: in each round the contenders take turns, each contender's
+    samples spread evenly over the rounds (a slow one that needs fewer samples takes one every
+    few rounds). So a change in the machine's speed while the case is measured (another tenant
+    of a shared host, a clock change) reaches every contender alike and their ratio holds, where
+    timing one contender after the other would compare different moments. The order of turns
+    rotates every round, so that no contender always follows the same one (an out-of-cache step
+    also pays for writing back the data the step before it left dirty).
+
+    ``warm_up`` limits the untimed first steps to that many copies (default: every copy), for
+    contenders that create no state on their first step.
+
+    Example:
+        >>> from fusedoptim.bench import time_interleaved
+        >>> calls = []
+        >>> timings = time_interleaved(
+        ...     {"a": lambda k: calls.append(("a", k)), "b": lambda k: calls.append(("b", k))},
+        ...     copies=1, repeat=3)
+        >>> [len(timing.samples) for timing in timings.values()]
+        [3, 3]
+    """
     clock = time.perf_counter
     monitor = CpuMonitor().start()
     gc_was_enabled = gc.isenabled()
-    gc.disable()  # a collection inside a sample would be charged to the contender
+    gc.disable()  # a collection inside a sample would be charged to a contender
+    names = list(steps)
+    count = copies if isinstance(copies, Mapping) else dict.fromkeys(names, copies)
+    number: dict[str, int] = {}
+    wanted: dict[str, int] = {}
+    position: dict[str, int] = {}
+    samples: dict[str, list[float]] = {name: [] for name in names}
     try:
-        for k in range(copies):  # warm-up: every copy once
-            step(k)
-        k = 0
-        if copies == 1:
-            step(0)
-            number = 1
-            while True:  # calibrate the batch, doubling from one call
+        for name in names:  # warm-up: every copy once
+            for k in range(count[name] if warm_up is None else min(warm_up, count[name])):
+                steps[name](k)
+        for name in names:
+            step = steps[name]
+            if count[name] == 1:
+                step(0)
+                batch = 1
+                while True:  # calibrate the batch, doubling from one call
+                    start = clock()
+                    for _ in range(batch):
+                        step(0)
+                    elapsed = clock() - start
+                    if elapsed >= SAMPLE_SECONDS or batch >= 2**20:
+                        break
+                    batch *= 2
+            else:
+                batch = 1
                 start = clock()
-                for _ in range(number):
-                    step(0)
+                step(0)
                 elapsed = clock() - start
-                if elapsed >= SAMPLE_SECONDS or number >= 2**20:
-                    break
-                number *= 2
-        else:
-            number = 1
-            start = clock()
-            step(k)
-            elapsed = clock() - start
-            k = 1 % copies
-        if repeat is None:
-            repeat = min(MAX_REPEATS, max(MIN_REPEATS, math.ceil(min_time / elapsed)))
-        samples = []
-        for _ in range(repeat):
-            start = clock()
-            for _ in range(number):
-                step(k)
-            samples.append((clock() - start) / number)
-            k = (k + 1) % copies
+            number[name] = batch
+            position[name] = 1 % count[name]
+            wanted[name] = (
+                repeat
+                if repeat is not None
+                else min(MAX_REPEATS, max(MIN_REPEATS, math.ceil(min_time / elapsed)))
+            )
+        rounds = max(wanted.values())
+        for r in range(rounds):
+            shift = r % len(names)
+            for name in names[shift:] + names[:shift]:
+                if (r + 1) * wanted[name] // rounds == r * wanted[name] // rounds:
+                    continue  # not this contender's round
+                step, batch, k = steps[name], number[name], position[name]
+                start = clock()
+                for _ in range(batch):
+                    step(k)
+                samples[name].append((clock() - start) / batch)
+                position[name] = (k + 1) % count[name]
     finally:
         if gc_was_enabled:
             gc.enable()
-    return Timing(samples, number, copies, monitor.stop())
+    others = monitor.stop()
+    return {name: Timing(samples[name], number[name], count[name], others) for name in names}
 
 
 @dataclass
@@ -783,6 +845,7 @@ class Settings:
     min_time: float = DEFAULT_MIN_TIME
     cold_from: int | None = None  # None: COLD_MIN_ELEMENTS
     retries: int = 0  # measurements taken again when other processes disturbed them
+    retry_seconds: float = math.inf  # the most time a run spends on such retries, in all
 
     @property
     def cold_threshold(self) -> int:
@@ -800,6 +863,7 @@ class Case:
     bytes_per_element: int
     timings: dict[str, Timing] = field(default_factory=dict)
     cold: bool | None = None  # data out of cache; None: decided by COLD_MIN_ELEMENTS
+    probe: Timing | None = None  # the bandwidth probe timed alongside (out-of-cache cases)
 
     def __post_init__(self) -> None:
         if self.cold is None:
@@ -820,6 +884,15 @@ class Case:
         mine = self.ns_per_element("fusedoptim")
         return None if mine is None else self.bytes_per_element / mine
 
+    @property
+    def probe_gbs(self) -> float | None:
+        """In-place bandwidth (``a += s * b`` on one array of the case's size and dtype) measured
+        interleaved with the contenders, or None where no probe ran (in-cache cases)."""
+        if self.probe is None:
+            return None
+        moved = 3 * np.dtype(self.dtype).itemsize * self.layout.elements
+        return moved / self.probe.median / 1e9
+
 
 @dataclass
 class Report:
@@ -834,9 +907,17 @@ class Report:
     notes: list[str] = field(default_factory=list)
     bandwidth_runs: list[Bandwidth] = field(default_factory=list)  # every probe, in run order
 
+    def case_bandwidth(self, case: Case) -> float | None:
+        """The bandwidth a case is held to: its own probe's, measured alongside it (out of
+        cache), else the run's (before and after the cases)."""
+        if case.probe_gbs is not None:
+            return case.probe_gbs
+        bandwidth = self.bandwidth.get(case.threads)
+        return None if bandwidth is None else bandwidth.in_place_gbs
+
     def bandwidth_fraction(self, case: Case) -> float | None:
-        gbs = case.gbs
-        return None if gbs is None else gbs / self.bandwidth[case.threads].in_place_gbs
+        gbs, bandwidth = case.gbs, self.case_bandwidth(case)
+        return None if gbs is None or bandwidth is None else gbs / bandwidth
 
     def find(self, optimizer: str, layout: Layout, dtype: str, threads: int) -> Case | None:
         for case in self.cases:
@@ -847,38 +928,127 @@ class Report:
         return None
 
 
+# The contender name of the bandwidth probe timed alongside the out-of-cache cases.
+PROBE = "bandwidth"
+PROBE_SCALAR = 1e-9  # a += PROBE_SCALAR * b barely changes the probe's arrays
+
+
+def probe_stepper(copies: Sequence[ProblemCopy]) -> Stepper:
+    """``_core.stream_axpy`` (``a += s * b``, 3 arrays of traffic) on copy ``k``'s first
+    parameter and gradient: the machine's in-place bandwidth, as one contender of a case."""
+
+    def step(k: int) -> None:
+        _core.stream_axpy(copies[k].params[0], copies[k].grads[0], PROBE_SCALAR)
+
+    return step
+
+
 def _measure(
-    contender: str,
+    contenders: Sequence[str],
     config: OptimizerConfig,
-    pool: ArrayPool,
+    pools: Mapping[str, ArrayPool],
     count: int,
     settings: Settings,
     torch: ModuleType | None,
-) -> Timing:
-    """Time one contender on one case; measure again (from the same data) while disturbed."""
+    probe_copies: int = 0,
+    budget: RetryBudget | None = None,
+) -> dict[str, Timing]:
+    """Time the contenders on one case, each on its own copies of the same data.
+
+    NumPy, the slowest by far, is timed first on its own; then torch and fusedoptim are timed
+    interleaved (:func:`time_interleaved`), with the bandwidth probe (``pools[PROBE]``, on
+    ``probe_copies`` copies) as a third contender when ``probe_copies`` is set. Measured again,
+    from the same data, while other processes disturb them (within ``budget``).
+    """
+    budget = RetryBudget(settings.retry_seconds) if budget is None else budget
     started = time.perf_counter()
-    for attempt in range(settings.retries + 1):
-        if attempt:
-            wait_for_quiet()
-        copies = pool.copies(count, config.states)
-        step = make_stepper(contender, config, copies, torch)
-        timing = time_steps(step, count, settings.repeat, settings.min_time)
-        timing.attempts = attempt + 1
-        del step, copies  # frees torch's state before the next attempt or contender
-        if not timing.disturbed:
-            break
-    timing.wall_seconds = time.perf_counter() - started
-    return timing
+    groups = [[name] for name in contenders if name == "numpy"]
+    side_by_side = [name for name in contenders if name != "numpy"]
+    if side_by_side:
+        groups.append(side_by_side)
+    timings: dict[str, Timing] = {}
+    for group in groups:
+        attempt = 0
+        while True:
+            with budget.charge(attempt):
+                if attempt:
+                    wait_for_quiet()
+                measured = _measure_group(group, config, pools, count, settings, torch,
+                                          probe_copies if group is side_by_side else 0)  # fmt: skip
+            attempt += 1
+            disturbed = any(timing.disturbed for timing in measured.values())
+            if not disturbed or not budget.allows(attempt, settings):
+                break
+        for timing in measured.values():
+            timing.attempts = attempt
+        timings.update(measured)
+    wall = time.perf_counter() - started
+    for timing in timings.values():
+        timing.wall_seconds = wall
+    return timings
 
 
-def _measure_bandwidth(threads: int, cache_bytes: int, settings: Settings) -> Bandwidth:
-    for attempt in range(settings.retries + 1):
-        if attempt:
-            wait_for_quiet()
-        bandwidth = measure_bandwidth(threads, cache_bytes, settings.repeat)
-        if not _disturbed(bandwidth.others):
-            break
-    return bandwidth
+def _measure_group(
+    group: Sequence[str],
+    config: OptimizerConfig,
+    pools: Mapping[str, ArrayPool],
+    count: int,
+    settings: Settings,
+    torch: ModuleType | None,
+    probe_copies: int,
+) -> dict[str, Timing]:
+    """One measurement of ``group``'s contenders (interleaved), from freshly reset copies."""
+    steps = {
+        name: make_stepper(name, config, pools[name].copies(count, config.states), torch)
+        for name in group
+    }
+    copies = dict.fromkeys(group, count)
+    if probe_copies:
+        steps[PROBE] = probe_stepper(pools[PROBE].copies(probe_copies, 0))
+        copies[PROBE] = probe_copies
+    # NumPy keeps its state in the copies, zeroed by the reset: one warm-up step takes its
+    # first-call costs (imports, caches), and its other copies need none.
+    warm_up = 1 if list(group) == ["numpy"] else None
+    return time_interleaved(steps, copies, settings.repeat, settings.min_time, warm_up)
+
+
+class RetryBudget:
+    """The time a run may still spend measuring again what other processes disturbed.
+
+    On a shared host retries can be frequent, and one of an out-of-cache case costs seconds;
+    the budget bounds the run's length. Once it is spent, disturbed measurements are kept (and
+    marked in the report).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.left = seconds
+
+    def allows(self, attempt: int, settings: Settings) -> bool:
+        return attempt <= settings.retries and (attempt == 0 or self.left > 0)
+
+    @contextlib.contextmanager
+    def charge(self, attempt: int) -> Iterator[None]:
+        """Time the block against the budget when it is a retry (``attempt`` > 0)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            if attempt:
+                self.left -= time.perf_counter() - started
+
+
+def _measure_bandwidth(
+    threads: int, cache_bytes: int, settings: Settings, budget: RetryBudget
+) -> Bandwidth:
+    attempt = 0
+    while True:
+        with budget.charge(attempt):
+            if attempt:
+                wait_for_quiet()
+            bandwidth = measure_bandwidth(threads, cache_bytes, settings.repeat)
+        attempt += 1
+        if not _disturbed(bandwidth.others) or not budget.allows(attempt, settings):
+            return bandwidth
 
 
 def _best_bandwidth(measurements: Sequence[Bandwidth]) -> Bandwidth:
@@ -962,43 +1132,60 @@ def run(
         2 + len(settings.dtypes) * len(settings.layouts) * len(configs) * len(settings.contenders)
     )
     progress = _Progress(total, progress_stream if progress_stream is not None else sys.stderr)
+    budget = RetryBudget(settings.retry_seconds)
     numpy_timings: dict[tuple[str, Layout, str], Timing] = {}
     try:
         for threads in settings.threads:
-            report.bandwidth_runs.append(_measure_bandwidth(threads, cache_bytes, settings))
+            report.bandwidth_runs.append(_measure_bandwidth(threads, cache_bytes, settings, budget))
             report.bandwidth[threads] = report.bandwidth_runs[-1]
             progress.update(f"bandwidth, {threads} thread(s)")
             with thread_count(threads, torch):
                 for dtype in settings.dtypes:
                     for layout in settings.layouts:
-                        pool = ArrayPool(layout, dtype)
+                        # Interleaved contenders need copies of their own. NumPy, timed
+                        # before them, shares torch's (every contender resets its copies).
+                        shared = ArrayPool(layout, dtype)
+                        pools = {"numpy": shared, "torch": shared}
+                        pools["fusedoptim"] = ArrayPool(layout, dtype)
+                        cold = layout.elements >= settings.cold_threshold
+                        if cold:
+                            pools[PROBE] = ArrayPool(Layout(1, layout.elements), dtype)
                         for config in configs:
                             case = Case(
                                 config.name, layout, dtype, threads,
-                                bytes_per_element(config.name, dtype),
-                                cold=layout.elements >= settings.cold_threshold,
+                                bytes_per_element(config.name, dtype), cold=cold,
                             )  # fmt: skip
                             count = copies_needed(
                                 config, layout, dtype, cache_bytes, settings.cold_threshold
                             )
+                            probe_copies = (
+                                _copies_out_of_cache(2, layout.elements, dtype, cache_bytes)
+                                if cold and "fusedoptim" in settings.contenders
+                                else 0
+                            )
+                            key = (config.name, layout, dtype)
+                            # NumPy runs on one thread: measured once, with the first thread count.
+                            contenders = [
+                                name
+                                for name in settings.contenders
+                                if name != "numpy" or key not in numpy_timings
+                            ]
+                            timings = _measure(contenders, config, pools, count, settings,
+                                               torch, probe_copies, budget)  # fmt: skip
+                            if "numpy" in timings:
+                                numpy_timings[key] = timings["numpy"]
+                            case.probe = timings.get(PROBE)
                             for contender in settings.contenders:
-                                key = (config.name, layout, dtype)
-                                if contender == "numpy" and key in numpy_timings:
-                                    case.timings[contender] = numpy_timings[key]
-                                else:
-                                    timing = _measure(
-                                        contender, config, pool, count, settings, torch
-                                    )
-                                    case.timings[contender] = timing
-                                    if contender == "numpy":
-                                        numpy_timings[key] = timing
+                                case.timings[contender] = timings.get(
+                                    contender, numpy_timings.get(key)
+                                )
                                 progress.update(
                                     f"{config.name} {layout.id} {dtype} {threads}t {contender}"
                                 )
                             report.cases.append(case)
-                        del pool
+                        del pools
             # Once more after the cases: the best of the two is the run's bandwidth.
-            report.bandwidth_runs.append(_measure_bandwidth(threads, cache_bytes, settings))
+            report.bandwidth_runs.append(_measure_bandwidth(threads, cache_bytes, settings, budget))
             report.bandwidth[threads] = _best_bandwidth(
                 [run for run in report.bandwidth_runs if run.threads == threads]
             )
@@ -1032,6 +1219,9 @@ class TargetResult:
     unit: str
     cases: list[tuple[str, float, bool]]
     bounds: dict[str, float] = field(default_factory=dict)
+    # For a ratio of two cases' times, each case's value before correcting for the machine's
+    # speed (their probes' bandwidths) at the two moments.
+    uncorrected: dict[str, float] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -1055,7 +1245,6 @@ def evaluate_targets(report: Report) -> list[TargetResult]:
     """
     threads = max(report.settings.threads)
     one_10m, one_1m, many = Layout(1, 10**7), Layout(1, 10**6), Layout(500, 2000)
-    bandwidth = report.bandwidth.get(threads)
 
     def cases(layout: Layout, names: Sequence[str]) -> list[Case]:
         found = (report.find(name, layout, "float32", threads) for name in names)
@@ -1073,12 +1262,14 @@ def evaluate_targets(report: Report) -> list[TargetResult]:
 
     def bounds(found: list[Case], contender: str = "torch") -> dict[str, float]:
         """The largest speed-up over ``contender`` that moving the bytes once at the measured
-        bandwidth allows, per out-of-cache case."""
+        bandwidth allows, per out-of-cache case. The bandwidth is the case's probe or, where
+        fusedoptim's update moved its bytes faster than the probe, fusedoptim's."""
         result = {}
         for case in found:
             theirs = case.ns_per_element(contender)
+            bandwidth = report.case_bandwidth(case)
             if theirs is not None and case.cold and bandwidth is not None:
-                floor = case.bytes_per_element / bandwidth.in_place_gbs
+                floor = case.bytes_per_element / max(bandwidth, case.gbs or 0.0)
                 result[f"{case.optimizer} {case.layout.id}"] = theirs / floor
         return result
 
@@ -1128,16 +1319,27 @@ def evaluate_targets(report: Report) -> list[TargetResult]:
             speedups(many_fused, "torch", 5), bounds=bounds(many_fused),
         )
     )  # fmt: skip
-    ratios = []
+    # Two cases measured seconds apart: the machine's speed may differ between them. Each has
+    # its probe (the same work: one array of 1M elements), timed alongside, which measures that
+    # speed; the ratio is taken at equal speed, the raw one reported beside it.
+    ratios, raw = [], {}
     for case in cases(many, names):
         single = report.find(case.optimizer, one_1m, "float32", threads)
         mine = case.ns_per_element("fusedoptim")
         theirs = single.ns_per_element("fusedoptim") if single is not None else None
-        if mine is not None and theirs is not None:
-            ratios.append((case.optimizer, mine / theirs, mine / theirs <= 1.5))
+        if mine is None or theirs is None:
+            continue
+        ratio = mine / theirs
+        if case.probe_gbs is not None and single is not None and single.probe_gbs is not None:
+            raw[case.optimizer] = ratio
+            ratio *= case.probe_gbs / single.probe_gbs
+        ratios.append((case.optimizer, ratio, ratio <= 1.5))
     targets.append(
-        TargetResult("500 x 2,000: <= 1.5x the time of one 1M tensor", 1.5, "x time", ratios)
-    )
+        TargetResult(
+            "500 x 2,000: <= 1.5x the time of one 1M tensor", 1.5, "x time", ratios,
+            uncorrected=raw,
+        )
+    )  # fmt: skip
 
     slow_torch = [name for name in names if name in NO_FUSED_TORCH_OPTIMIZERS]
     every = [
@@ -1233,13 +1435,17 @@ def format_table(report: Report) -> str:
             f"memory bandwidth, {threads} thread{'s' if threads > 1 else ''}: "
             f"{bandwidth.in_place_gbs:.1f}{'*' if _disturbed(bandwidth.others) else ''} GB/s "
             "in place (a += s*b: 3 arrays, the read-modify-write of an optimizer update; "
-            f"'% of bw' uses it; the best of {each} measured before and after the cases), "
+            f"the best of {each} measured before and after the cases; in-cache cases' "
+            "'% of bw' uses it), "
             f"{bandwidth.triad_gbs:.1f} GB/s triad (a = b + s*c, counted as 4 arrays: its store "
             "reads the line first)"
         )
     out += [
         "ns/el: median time per step / elements. vs X: X's time / fusedoptim's. GB/s: bytes the "
         "update must move (e.g. Adam float32 28 B/element) / fusedoptim's time.",
+        "Timing: numpy first, then torch, fusedoptim and (out of cache) the bandwidth probe "
+        "interleaved, so that they share the machine's drift; an out-of-cache case's '% of bw' is "
+        "against that probe (a += s*b on one array of the case's size, GB/s in the JSON file).",
         (
             f"Cases of >= {report.settings.cold_threshold:,} elements cycle through copies of the "
             f"data larger than the {report.machine['last_level_cache_bytes'] / 2**20:.0f} MiB "
@@ -1301,6 +1507,12 @@ def format_targets(targets: Sequence[TargetResult], threads: int) -> str:
         if worst is not None:
             unit = "%" if target.unit == "%" else "x"
             line += f": worst {worst[1]:.2f}{unit} ({worst[0]})"
+            if target.uncorrected:
+                label, value = max(target.uncorrected.items(), key=lambda item: item[1])
+                line += (
+                    f" at equal machine speed (by the cases' probes; as timed, worst "
+                    f"{value:.2f}{unit} ({label}))"
+                )
             failing = []
             for label, value, ok in target.cases:
                 if not ok:
@@ -1348,8 +1560,10 @@ def report_json(report: Report, targets: Sequence[TargetResult]) -> dict[str, An
                     name: case.speedup(name) for name in case.timings if name != "fusedoptim"
                 },
                 "gbs": case.gbs,
+                "probe_gbs": case.probe_gbs,
                 "bandwidth_fraction": report.bandwidth_fraction(case),
                 "timings": {name: asdict(timing) for name, timing in case.timings.items()},
+                "probe": None if case.probe is None else asdict(case.probe),
             }
             for case in report.cases
         ],
@@ -1363,6 +1577,7 @@ def report_json(report: Report, targets: Sequence[TargetResult]) -> dict[str, An
                     for label, value, ok in target.cases
                 ],
                 "bandwidth_bounds": target.bounds,
+                "uncorrected": target.uncorrected,
             }
             for target in targets
         ],
@@ -1525,8 +1740,13 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument(
         "--retries", type=int, default=DEFAULT_RETRIES, metavar="N",
-        help="measure a contender again, up to N times, when other processes took CPU time "
+        help="measure a case again, up to N times, when other processes took CPU time "
         f"meanwhile (Linux; default: {DEFAULT_RETRIES})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--retry-time", type=float, default=DEFAULT_RETRY_SECONDS, metavar="SECONDS",
+        help="the most time the run spends on those repeats, in all (default: "
+        f"{DEFAULT_RETRY_SECONDS:g}; they stop once it is spent)",
     )  # fmt: skip
     parser.add_argument(
         "--cold-from", default=None, metavar="SIZE",
@@ -1574,6 +1794,8 @@ def _parse_settings(
             parser.error(f"--threads: expected positive whole numbers or 'all', got {text!r}")
     if not threads:
         parser.error("--threads: no thread count given")
+    if not args.retry_time >= 0:
+        parser.error(f"--retry-time: must be at least 0 seconds, got {args.retry_time}")
     if args.retries < 0:
         parser.error(f"--retries: must be at least 0, got {args.retries}")
     if args.repeat is not None and args.repeat < 1:
@@ -1639,6 +1861,7 @@ def _parse_settings(
         min_time=args.min_time,
         cold_from=cold_from,
         retries=args.retries,
+        retry_seconds=args.retry_time,
     )
     return settings, torch, notes
 
