@@ -1,0 +1,205 @@
+"""The spread of several ``fusedoptim-bench --json`` runs, per target and case, as Markdown.
+
+On a shared machine one run is one sample of the host's speed; a target over ten cases is better
+judged over several runs. For each case of each target this prints min / median / max over the
+runs (column by column, so one row's medians need not come from the same run) and how many runs
+met the target::
+
+    fusedoptim-bench --json run1.json; fusedoptim-bench --json run2.json; ...
+    python benchmarks/spread.py run1.json run2.json run3.json
+
+This is a reporting script, not a test: it reads the JSON files and prints tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections.abc import Callable, Sequence
+from typing import Any
+
+LABELS = {
+    "sgd": "SGD",
+    "sgd_momentum": "SGD momentum",
+    "sgd_nesterov": "SGD Nesterov",
+    "adagrad": "AdaGrad",
+    "rmsprop": "RMSprop",
+    "rmsprop_centered": "RMSprop centered",
+    "rmsprop_momentum": "RMSprop momentum",
+    "adadelta": "AdaDelta",
+    "adam": "Adam",
+    "adam_amsgrad": "Adam amsgrad",
+    "adamw": "AdamW",
+}
+FUSED = ("sgd", "sgd_momentum", "sgd_nesterov", "adagrad", "adam", "adam_amsgrad", "adamw")
+NO_FUSED = ("rmsprop", "rmsprop_centered", "adadelta")
+Case = dict[str, Any]
+
+
+def number(value: float) -> str:
+    """Three significant digits, as the bench's table prints them."""
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def spread(values: Sequence[float | None], digits: Callable[[float], str] = number) -> str:
+    known = sorted(value for value in values if value is not None)
+    if not known:
+        return ""
+    return " / ".join(digits(v) for v in (known[0], statistics.median(known), known[-1]))
+
+
+def percent(value: float) -> str:
+    return f"{100 * value:.0f}"
+
+
+def bound(case: Case, contender: str) -> float | None:
+    """The largest speed-up over ``contender`` moving the bytes once allows (out of cache)."""
+    theirs = case["ns_per_element"].get(contender)
+    bandwidth = case.get("probe_gbs")
+    if theirs is None or bandwidth is None or not case["out_of_cache"]:
+        return None
+    return theirs / (case["bytes_per_element"] / max(bandwidth, case["gbs"]))
+
+
+def met(values: Sequence[bool]) -> str:
+    return f"**{sum(values)}/{len(values)}**"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="JSON files written by fusedoptim-bench --json")
+    args = parser.parse_args(argv)
+    runs = [json.load(open(path)) for path in args.runs]
+    threads = max(runs[0]["settings"]["threads"])
+
+    def cases(optimizer: str, layout: str) -> list[Case]:
+        return [
+            case
+            for run in runs
+            for case in run["cases"]
+            if case["optimizer"] == optimizer
+            and case["layout"] == layout
+            and case["dtype"] == "float32"
+            and case["threads"] == threads
+        ]
+
+    names = [name for name in LABELS if cases(name, "1e7") or cases(name, "1e5")]
+    ns = lambda found, who: [case["ns_per_element"].get(who) for case in found]  # noqa: E731
+    up = lambda found, who: [case["speedup"].get(who) for case in found]  # noqa: E731
+
+    print(f"**10M, one tensor** ({len(runs)} runs; float32, {threads} threads)\n")
+    rows = []
+    for name in names:
+        found = cases(name, "1e7")
+        share = [case["bandwidth_fraction"] for case in found]
+        rows.append([
+            LABELS[name], spread(ns(found, "fusedoptim")), spread(share, percent),
+            met([value >= 0.9 for value in share]), spread(up(found, "numpy")),
+            spread([bound(case, "numpy") for case in found]),
+            met([value >= 8 for value in up(found, "numpy")]), spread(up(found, "torch")),
+            spread([bound(case, "torch") for case in found]),
+            met([value >= 1 for value in up(found, "torch")]),
+        ])  # fmt: skip
+    print(table(["optimizer", "fusedoptim ns/el", "% of bw (>= 90)", "met", "vs NumPy (>= 8x)",
+                 "bound", "met", "vs torch (>= 1x)", "bound", "met"], rows))  # fmt: skip
+
+    print("\n**1M, one tensor**\n")
+    rows = []
+    for name in names:
+        found = cases(name, "1e6")
+        torch_share = [
+            case["bytes_per_element"] / case["ns_per_element"]["torch"] / case["probe_gbs"]
+            for case in found
+        ]
+        fused = name in FUSED
+        rows.append([
+            LABELS[name], spread(ns(found, "fusedoptim")),
+            spread([case["bandwidth_fraction"] for case in found], percent),
+            spread(up(found, "numpy")), spread([bound(case, "numpy") for case in found]),
+            met([value >= 8 for value in up(found, "numpy")]),
+            spread(ns(found, "torch")), spread(torch_share, percent),
+            spread(up(found, "torch")) if fused else "(below)",
+            spread([bound(case, "torch") for case in found]) if fused else "",
+            met([value >= 1.5 for value in up(found, "torch")]) if fused else "",
+        ])  # fmt: skip
+    print(table(["optimizer", "fusedoptim ns/el", "% of bw", "vs NumPy (>= 8x)", "bound", "met",
+                 "torch ns/el", "torch % of bw", "vs torch fused (>= 1.5x)", "bound", "met"],
+                rows))  # fmt: skip
+
+    print("\n**500 x 2,000**\n")
+    rows = []
+    for name in names:
+        found = cases(name, "500x2000")
+        single = cases(name, "1e6")
+        raw, corrected = [], []
+        for many, one in zip(found, single):
+            ratio = many["ns_per_element"]["fusedoptim"] / one["ns_per_element"]["fusedoptim"]
+            raw.append(ratio)
+            corrected.append(ratio * many["probe_gbs"] / one["probe_gbs"])
+        fused = name in FUSED
+        needs = [
+            case["bytes_per_element"] / (case["ns_per_element"]["torch"] / 5) / case["probe_gbs"]
+            for case in found
+        ]
+        rows.append([
+            LABELS[name], spread(ns(found, "fusedoptim")),
+            spread([case["bandwidth_fraction"] for case in found], percent),
+            spread(corrected), spread(raw), met([value <= 1.5 for value in corrected]),
+            spread(ns(found, "torch")),
+            spread(up(found, "torch")) if fused else "(below)",
+            spread([bound(case, "torch") for case in found]) if fused else "",
+            spread(needs, percent) if fused else "",
+            met([value >= 5 for value in up(found, "torch")]) if fused else "",
+        ])  # fmt: skip
+    print(table(["optimizer", "fusedoptim ns/el", "% of bw", "time / one 1M tensor (<= 1.5x)",
+                 "as timed", "met", "torch ns/el", "vs torch fused (>= 5x)", "bound",
+                 "% of bw 5x needs", "met"], rows))  # fmt: skip
+
+    print("\n**RMSprop and AdaDelta against torch's for-loop, every size**\n")
+    rows = []
+    layouts = ["1e3", "1e5", "1e6", "1e7", "500x2000", "200x500"]
+    for name in NO_FUSED:
+        for layout in layouts:
+            found = cases(name, layout)
+            if not found:
+                continue
+            mark = "" if found[0]["out_of_cache"] else " (c)"
+            rows.append([
+                LABELS[name], layout + mark, spread(ns(found, "fusedoptim")),
+                spread(ns(found, "torch")), spread(up(found, "torch")),
+                spread([bound(case, "torch") for case in found]),
+                met([value >= 5 for value in up(found, "torch")]),
+            ])  # fmt: skip
+    print(table(["optimizer", "layout", "fusedoptim ns/el", "torch ns/el", "vs torch (>= 5x)",
+                 "bound", "met"], rows))  # fmt: skip
+
+    print("\n**Runs**\n")
+    for path, run in zip(args.runs, runs):
+        probes = [run_["in_place_gbs"] for run_ in run["bandwidth_runs"]]
+        case_probes = [case["probe_gbs"] for case in run["cases"] if case.get("probe_gbs")]
+        retried = sum(
+            timing["attempts"] - 1 for case in run["cases"] for timing in case["timings"].values()
+        )
+        print(
+            f"- `{path}`: started {run['started']}, wall {run['wall_seconds']:.1f} s, other "
+            f"processes {run['other_processes_cores'] or 0:.3f} cores, {retried} contender "
+            f"measurement(s) repeated; run probes {', '.join(f'{p:.1f}' for p in probes)} GB/s, "
+            f"case probes {min(case_probes):.1f} to {max(case_probes):.1f} GB/s"
+        )
+
+
+if __name__ == "__main__":
+    main()
