@@ -7,6 +7,7 @@ group with no per-tensor Python work once warmed up, thread safety, and the docs
 
 from __future__ import annotations
 
+import collections
 import doctest
 import importlib
 import inspect
@@ -174,7 +175,8 @@ def test_changed_lr_and_weight_decay_apply_from_the_next_step() -> None:
     assert w[0] == before - 0.5 * (1.0 + 1.0 * before)
 
 
-def test_hyperparameters_edited_in_place_apply_and_are_checked() -> None:
+@pytest.mark.parametrize("container", [list, collections.UserList])
+def test_hyperparameters_edited_in_place_apply_and_are_checked(container: type) -> None:
     """The step remembers a copy of the values it last checked, so an edit inside a list (which
     leaves the group's entries the same objects) is seen, applied and checked like any other."""
     w = np.array([1.0, -1.0])
@@ -182,7 +184,7 @@ def test_hyperparameters_edited_in_place_apply_and_are_checked() -> None:
     want = [w.copy()]
     exp_avg, exp_avg_sq = [np.zeros(2)], [np.zeros(2)]
     opt = optim.Adam([w], lr=0.1)
-    opt.param_groups[0]["betas"] = [0.9, 0.999]
+    opt.param_groups[0]["betas"] = container([0.9, 0.999])
     opt.step([grad])
     reference.adam(want, [grad], exp_avg, exp_avg_sq, None, step=1, lr=0.1)
     opt.param_groups[0]["betas"][0] = 0.5
@@ -366,6 +368,96 @@ def test_core_plan_follows_replaced_state_and_data(change: str) -> None:
             expected.append(max_exp_avg_sqs[index])
         for got_array, want_array in zip(got, expected):
             np.testing.assert_allclose(got_array, want_array, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "change", ["none", "lr", "state-item", "load_state_dict", "amsgrad-on", "add_param_group"]
+)
+def test_short_step_path_follows_every_change(change: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain arrays in one group take a short path once warmed up; it must notice each change
+    the full path notices, and give the reference's numbers throughout."""
+    rng = np.random.default_rng(1)
+    params = [rng.standard_normal(n) for n in (5, 300)]
+    opt = optim.Adam(params, lr=0.1)
+    want = [p.copy() for p in params]
+    exp_avgs = [np.zeros_like(w) for w in want]
+    exp_avg_sqs = [np.zeros_like(w) for w in want]
+    max_exp_avg_sqs: list[np.ndarray] | None = None
+    lr = 0.1
+    short: list[bool] = []
+    real = optim.Optimizer._fast_step
+
+    def counting(self: Any, grads: Any) -> bool:
+        short.append(real(self, grads))
+        return short[-1]
+
+    monkeypatch.setattr(optim.Optimizer, "_fast_step", counting)
+
+    def step(count: int) -> None:
+        grads = [rng.standard_normal(w.shape) for w in want]
+        opt.step(grads + ([np.ones(2)] if len(opt.param_groups) > 1 else []))
+        reference.adam(want, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step=count, lr=lr,
+                       amsgrad=max_exp_avg_sqs is not None)  # fmt: skip
+
+    step(1)  # creates the state: the full path
+    step(2)
+    step(3)
+    assert short == [True, True]  # steps 2 and 3 took the short path
+    if change == "lr":
+        lr = opt.param_groups[0]["lr"] = 0.05  # as a scheduler does: still the short path
+    elif change == "state-item":
+        opt.state[params[1]]["exp_avg"] = opt.state[params[1]]["exp_avg"] * 0.5
+        exp_avgs[1] *= 0.5
+    elif change == "load_state_dict":
+        saved = opt.state_dict()
+        saved["state"][1]["exp_avg_sq"] *= 2.0
+        opt.load_state_dict(saved)
+        exp_avg_sqs[1] *= 2.0
+    elif change == "amsgrad-on":
+        opt.param_groups[0]["amsgrad"] = True
+        max_exp_avg_sqs = [np.zeros_like(w) for w in want]
+    elif change == "add_param_group":
+        opt.add_param_group({"params": [np.zeros(2)], "lr": 1.0})
+    step(4)
+    step(5)
+    # A structural change costs one full step, then the short path resumes; with two groups it
+    # is not offered any more.
+    if change in ("none", "lr"):
+        assert short == [True] * 4
+    elif change == "add_param_group":
+        assert short == [True, True, False]
+    else:
+        assert short == [True, True, False, True]
+    for index, param in enumerate(params):
+        state = opt.state[param]
+        assert int(state["step"]) == 5
+        np.testing.assert_allclose(param, want[index], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(state["exp_avg"], exp_avgs[index], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(state["exp_avg_sq"], exp_avg_sqs[index], rtol=1e-12, atol=1e-12)
+    if change == "add_param_group":
+        np.testing.assert_array_less(opt.param_groups[1]["params"][0], 0.0)  # it trains too
+
+
+def test_short_step_path_refuses_bad_input_like_the_full_path() -> None:
+    w, v = np.zeros(3), np.zeros(2)
+    opt = optim.SGD([w, v], lr=0.1, momentum=0.9)
+    for _ in range(3):
+        opt.step([np.ones(3), np.ones(2)])
+    before = [w.copy(), v.copy(), opt.state[w]["momentum_buffer"].copy()]
+    with pytest.raises(ValueError, match=r"gradient for parameter 1 has shape \(3,\) but its"):
+        opt.step([np.ones(3), np.ones(3)])
+    with pytest.raises(ValueError, match="step\\(\\) got 1 gradients for 2 parameters"):
+        opt.step([np.ones(3)])
+    with pytest.raises(TypeError, match="grads must be a list or tuple"):
+        opt.step(np.ones(3))
+    opt.param_groups[0]["lr"] = -1.0
+    with pytest.raises(ValueError, match="Invalid learning rate"):
+        opt.step([np.ones(3), np.ones(2)])
+    for array, saved in zip([w, v, opt.state[w]["momentum_buffer"]], before):
+        np.testing.assert_array_equal(array, saved)
+    opt.param_groups[0]["lr"] = 0.1
+    opt.step([np.ones(3), np.ones(2)])
+    assert w[0] < before[0][0]
 
 
 def test_two_threads_stepping_one_optimizer() -> None:

@@ -30,6 +30,7 @@ leaves parameters and state as they were.
 
 from __future__ import annotations
 
+import copy
 import math
 import operator
 import threading
@@ -418,6 +419,8 @@ class Optimizer:
         self._num_params = 0
         self._objects: bool | None = None  # parameter objects (True) or plain arrays (False)
         self._dirty = False
+        # (plans list, plan, bucket) for _fast_step, set by a step that could take it next time.
+        self._fast: tuple[list[_Plan], _Plan, _Bucket] | None = None
 
         if isinstance(params, (np.ndarray, dict, str)) or not isinstance(params, Iterable):
             raise TypeError(
@@ -907,24 +910,74 @@ class Optimizer:
         if self._needs_rebuild():
             self._rebuild()
         for plan in self._plans:
-            group = plan.group
-            try:
-                values = tuple(map(group.__getitem__, self.defaults))
-                unchanged = values == plan.checked
-            except Exception:  # a removed key, or a value that does not compare: check it
-                values, unchanged = None, False
-            if unchanged:
-                continue
-            self._check_hyperparameters(group)
-            if tuple(self._needed_kinds(group)) != plan.kinds:
+            if not self._refresh_hyperparameters(plan):
                 self._rebuild()  # new plans, whose hyperparameters are then checked afresh
                 return self._current_plans()
-            plan.args = self._core_arguments(group)
-            plan.checked = _snapshot(values)
         return self._plans
+
+    def _refresh_hyperparameters(self, plan: _Plan) -> bool:
+        """Check ``plan``'s group's hyperparameters and remake its core arguments if one changed.
+
+        Returns False when the new values need other state (a rebuild); raises if one is bad.
+        """
+        group = plan.group
+        try:
+            values: tuple | None = tuple(map(group.__getitem__, self.defaults))
+        except Exception:  # a removed key: the check says which
+            values = None
+        if values is not None:
+            try:
+                if values == plan.checked:
+                    return True
+            except Exception:  # a value that does not compare: check it
+                pass
+        # Check and convert the values read once, not the group again: another thread editing
+        # it meanwhile could otherwise slip an unchecked value into the arguments.
+        current = group if values is None else dict(zip(self.defaults, values))
+        self._check_hyperparameters(current)
+        if tuple(self._needed_kinds(current)) != plan.kinds:
+            return False
+        plan.args = self._core_arguments(current)
+        plan.checked = _snapshot(values)
+        return True
+
+    def _fast_step(self, grads: Any) -> bool:
+        """The common step in few lines: one group, one dtype, plain arrays, all state created.
+
+        Run on a cold cache (after a forward and backward pass), every line of Python costs its
+        misses, so this path checks only what can have changed since the last step (the same
+        things as the full path, in one expression) and returns False to leave anything else to
+        it. A failed core call has written nothing, so the full path then runs from the start
+        and raises with its clearer message.
+        """
+        plans, plan, bucket = self._fast  # type: ignore[misc]
+        group = plan.group
+        try:
+            ready = (
+                self._plans is plans
+                and len(plans) == 1
+                and not self._dirty
+                and same_items(self.param_groups, self._plan_groups)
+                and same_items(group["params"], plan.params)
+                and (grads.__class__ is list or grads.__class__ is tuple)
+                and len(grads) == self._num_params
+                and self._refresh_hyperparameters(plan)
+            )
+        except (TypeError, ValueError, KeyError):
+            return False  # the full path raises, or rebuilds, with its own messages
+        if not ready:
+            return False
+        try:
+            bucket.run(grads, bucket.steps, True, *plan.args, False)
+        except (TypeError, ValueError):
+            return False
+        return True
 
     # ---------------------------------------------------------------- the step
     def _step(self, grads: Sequence[np.ndarray | None] | None) -> None:
+        if self._fast is not None and self._fast_step(grads):
+            return
+        self._fast = None
         # Phase 1: check everything; nothing is written until every check has passed.
         plans = self._current_plans()
 
@@ -981,6 +1034,11 @@ class Optimizer:
         # Phase 2: apply.
         for plan, plan_grads in zip(plans, group_grads):
             self._run_buckets(plan, plan_grads, check_only=False)
+
+        # Next time, the short path if this step's shape allows it.
+        if not self._objects and len(plans) == 1 and len(plans[0].buckets) == 1:
+            if not plans[0].buckets[0].missing:
+                self._fast = (plans, plans[0], plans[0].buckets[0])
 
     def _run_buckets(self, plan: _Plan, plan_grads: Sequence[Any], check_only: bool) -> None:
         """One core call per bucket of the group; state still missing is created first."""
@@ -1233,13 +1291,30 @@ def _snapshot(value: Any) -> Any:
     """A copy of hyperparameter values that an in-place edit of the originals does not change.
 
     ``group["betas"][0] = 0.8`` on a list edits the list the last check saw; comparing the live
-    values with this copy notices it.
+    values with this copy notices it. Immutable values are kept as they are; another object is
+    deep-copied, or, if it cannot be, stands for a value that equals nothing (so it is checked
+    again at every step).
     """
-    if isinstance(value, (list, tuple)):
-        return type(value)(map(_snapshot, value)) if type(value) in (list, tuple) else value
+    kind = type(value)
+    if kind is list or kind is tuple:
+        return kind(map(_snapshot, value))
     if isinstance(value, np.ndarray):
         return value.copy()
-    return value
+    if isinstance(value, (bool, int, float, complex, str, bytes, np.generic)) or value is None:
+        return value
+    try:
+        return copy.deepcopy(value)
+    except Exception:
+        return _NeverEqual()
+
+
+class _NeverEqual:
+    """Stands in a snapshot for a value that could not be copied: it equals nothing."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        return False
 
 
 def _copy_plain(value: Any) -> Any:
