@@ -98,7 +98,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     names = [name for name in LABELS if cases(name, "1e7") or cases(name, "1e5")]
     ns = lambda found, who: [case["ns_per_element"].get(who) for case in found]  # noqa: E731
-    up = lambda found, who: [case["speedup"].get(who) for case in found]  # noqa: E731
+    up = lambda found, who: [  # noqa: E731
+        case["speedup"][who] for case in found if case["speedup"].get(who) is not None
+    ]
 
     print(f"**10M, one tensor** ({len(runs)} runs; float32, {threads} threads)\n")
     rows = []
@@ -123,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         torch_share = [
             case["bytes_per_element"] / case["ns_per_element"]["torch"] / case["probe_gbs"]
             for case in found
+            if case["ns_per_element"].get("torch") and case.get("probe_gbs")
         ]
         fused = name in FUSED
         rows.append([
@@ -143,16 +146,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows = []
     for name in names:
         found = cases(name, "500x2000")
-        single = cases(name, "1e6")
         raw, corrected = [], []
-        for many, one in zip(found, single):
+        for run in runs:  # the two cases of one run
+            pair = {
+                case["layout"]: case
+                for case in run["cases"]
+                if case["optimizer"] == name
+                and case["layout"] in ("500x2000", "1e6")
+                and case["dtype"] == "float32"
+                and case["threads"] == threads
+            }
+            if len(pair) < 2:
+                continue
+            many, one = pair["500x2000"], pair["1e6"]
             ratio = many["ns_per_element"]["fusedoptim"] / one["ns_per_element"]["fusedoptim"]
             raw.append(ratio)
-            corrected.append(ratio * many["probe_gbs"] / one["probe_gbs"])
+            if many.get("probe_gbs") and one.get("probe_gbs"):
+                corrected.append(ratio * many["probe_gbs"] / one["probe_gbs"])
         fused = name in FUSED
         needs = [
             case["bytes_per_element"] / (case["ns_per_element"]["torch"] / 5) / case["probe_gbs"]
             for case in found
+            if case["ns_per_element"].get("torch") and case.get("probe_gbs")
         ]
         rows.append([
             LABELS[name], spread(ns(found, "fusedoptim")),
@@ -196,8 +211,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(
             f"- `{path}`: started {run['started']}, wall {run['wall_seconds']:.1f} s, other "
             f"processes {run['other_processes_cores'] or 0:.3f} cores, {retried} contender "
-            f"measurement(s) repeated; run probes {', '.join(f'{p:.1f}' for p in probes)} GB/s, "
-            f"case probes {min(case_probes):.1f} to {max(case_probes):.1f} GB/s"
+            f"measurement(s) repeated; run probes {', '.join(f'{p:.1f}' for p in probes)} GB/s"
+            + (
+                f", case probes {min(case_probes):.1f} to {max(case_probes):.1f} GB/s"
+                if case_probes
+                else ""
+            )
         )
 
 

@@ -44,6 +44,7 @@ import argparse
 import contextlib
 import datetime
 import gc
+import itertools
 import json
 import math
 import os
@@ -689,12 +690,38 @@ def time_steps(
     return time_interleaved({"": step}, copies, repeat, min_time)[""]
 
 
+def turn_orders(names: Sequence[str]) -> list[tuple[str, ...]]:
+    """Orders of the contenders for successive rounds, to be cycled through, such that over one
+    cycle (counting from the end of one round into the next) each contender comes right after
+    each other one equally often.
+
+    Example:
+        >>> from fusedoptim.bench import turn_orders
+        >>> turn_orders(["a", "b", "c"])  # a b c a c b | a ...: ab bc ca ac cb ba, once each
+        [('a', 'b', 'c'), ('a', 'c', 'b')]
+    """
+    names = tuple(names)
+    pairs = [(a, b) for a in names for b in names if a != b]
+    orders = list(itertools.permutations(names))
+    for length in range(1, 4):
+        if len(orders) ** length > 20_000:
+            break
+        for cycle in itertools.product(orders, repeat=length):
+            flat = [name for order in cycle for name in order]
+            follows = dict.fromkeys(pairs, 0)
+            for before, after in zip(flat, flat[1:] + flat[:1]):
+                if before != after:
+                    follows[(before, after)] += 1
+            if len(set(follows.values())) <= 1:
+                return list(cycle)
+    return orders  # every order in turn: balanced within rounds, nearly so across them
+
+
 def time_interleaved(
     steps: Mapping[str, Stepper],
     copies: int | Mapping[str, int],
     repeat: int | None = None,
     min_time: float = DEFAULT_MIN_TIME,
-    warm_up: int | None = None,
 ) -> dict[str, Timing]:
     """Time several contenders side by side, their samples interleaved.
 
@@ -704,12 +731,10 @@ def time_interleaved(
     samples spread evenly over the rounds (a slow one that needs fewer samples takes one every
     few rounds). So a change in the machine's speed while the case is measured (another tenant
     of a shared host, a clock change) reaches every contender alike and their ratio holds, where
-    timing one contender after the other would compare different moments. The order of turns
-    rotates every round, so that no contender always follows the same one (an out-of-cache step
-    also pays for writing back the data the step before it left dirty).
-
-    ``warm_up`` limits the untimed first steps to that many copies (default: every copy), for
-    contenders that create no state on their first step.
+    timing one contender after the other would compare different moments. The rounds cycle
+    through :func:`turn_orders`, so that each contender follows each other one equally often (an
+    out-of-cache step also pays for writing back the data the step before it left dirty, and
+    contenders leave different amounts).
 
     Example:
         >>> from fusedoptim.bench import time_interleaved
@@ -732,7 +757,7 @@ def time_interleaved(
     samples: dict[str, list[float]] = {name: [] for name in names}
     try:
         for name in names:  # warm-up: every copy once
-            for k in range(count[name] if warm_up is None else min(warm_up, count[name])):
+            for k in range(count[name]):
                 steps[name](k)
         for name in names:
             step = steps[name]
@@ -760,9 +785,9 @@ def time_interleaved(
                 else min(MAX_REPEATS, max(MIN_REPEATS, math.ceil(min_time / elapsed)))
             )
         rounds = max(wanted.values())
+        orders = turn_orders(names)
         for r in range(rounds):
-            shift = r % len(names)
-            for name in names[shift:] + names[:shift]:
+            for name in orders[r % len(orders)]:
                 if (r + 1) * wanted[name] // rounds == r * wanted[name] // rounds:
                     continue  # not this contender's round
                 step, batch, k = steps[name], number[name], position[name]
@@ -1006,10 +1031,9 @@ def _measure_group(
     if probe_copies:
         steps[PROBE] = probe_stepper(pools[PROBE].copies(probe_copies, 0))
         copies[PROBE] = probe_copies
-    # NumPy keeps its state in the copies, zeroed by the reset: one warm-up step takes its
-    # first-call costs (imports, caches), and its other copies need none.
-    warm_up = 1 if list(group) == ["numpy"] else None
-    return time_interleaved(steps, copies, settings.repeat, settings.min_time, warm_up)
+    # Every copy is warmed, NumPy's too: a first step can take another path (SGD's momentum
+    # buffer starts as a copy of the gradient), which must not be what is timed.
+    return time_interleaved(steps, copies, settings.repeat, settings.min_time)
 
 
 class RetryBudget:
@@ -1537,6 +1561,9 @@ def report_json(report: Report, targets: Sequence[TargetResult]) -> dict[str, An
         "machine": report.machine,
         "settings": {
             **settings,
+            "retry_seconds": None
+            if math.isinf(settings["retry_seconds"])
+            else settings["retry_seconds"],
             "cold_min_elements": report.settings.cold_threshold,
             "sample_seconds": SAMPLE_SECONDS,
             "seed": SEED,
@@ -1562,6 +1589,11 @@ def report_json(report: Report, targets: Sequence[TargetResult]) -> dict[str, An
                 "gbs": case.gbs,
                 "probe_gbs": case.probe_gbs,
                 "bandwidth_fraction": report.bandwidth_fraction(case),
+                "bandwidth_fraction_of_run_best": (
+                    None
+                    if case.gbs is None or case.threads not in report.bandwidth
+                    else case.gbs / report.bandwidth[case.threads].in_place_gbs
+                ),
                 "timings": {name: asdict(timing) for name, timing in case.timings.items()},
                 "probe": None if case.probe is None else asdict(case.probe),
             }
