@@ -228,6 +228,34 @@ def test_interleaved_contenders_follow_each_other_equally_often() -> None:
     assert max(follows.values()) - min(follows.values()) <= 1, follows  # the last wrap is missing
 
 
+def test_numpy_never_times_a_first_step_that_takes_another_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """NumPy's copies are warmed only where its first step differs from later ones (SGD with
+    momentum copies the gradient into the buffer); elsewhere one warm-up step is enough."""
+    seen: list[int] = []
+
+    def counting_stepper(contender: str, config: Any, copies: Any, torch: Any = None) -> Any:
+        counts = [0] * len(copies)
+
+        def step(k: int) -> None:
+            counts[k] += 1
+            seen.append(counts[k])
+
+        return step
+
+    monkeypatch.setattr(bench, "make_stepper", counting_stepper)
+    layout = bench.Layout(1, 8)
+    settings = bench.Settings(["sgd"], [layout], ["float64"], [1], ["numpy"], repeat=5)
+    pools = {"numpy": bench.ArrayPool(layout, np.float64)}
+    for name, warmed, first_timed in (("sgd_momentum", 3, 2), ("sgd_nesterov", 3, 2),
+                                      ("adam", 1, 1), ("sgd", 1, 1)):  # fmt: skip
+        seen.clear()
+        bench._measure_group(["numpy"], bench.OPTIMIZERS[name], pools, 3, settings, None, 0)
+        assert seen[:warmed] == [1] * warmed and len(seen) == warmed + 1 + 5
+        assert min(seen[warmed:]) == first_timed, name
+
+
 def test_interleaved_slow_contender_takes_fewer_samples_spread_over_the_run(
     fake_clock: FakeClock,
 ) -> None:
