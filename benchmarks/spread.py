@@ -19,6 +19,8 @@ import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from fusedoptim.bench import format_ns as number  # three significant digits, as the table
+
 LABELS = {
     "sgd": "SGD",
     "sgd_momentum": "SGD momentum",
@@ -35,17 +37,6 @@ LABELS = {
 FUSED = ("sgd", "sgd_momentum", "sgd_nesterov", "adagrad", "adam", "adam_amsgrad", "adamw")
 NO_FUSED = ("rmsprop", "rmsprop_centered", "adadelta")
 Case = dict[str, Any]
-
-
-def number(value: float) -> str:
-    """Three significant digits, as the bench's table prints them."""
-    if value >= 100:
-        return f"{value:.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    if value >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3f}"
 
 
 def spread(values: Sequence[float | None], digits: Callable[[float], str] = number) -> str:
