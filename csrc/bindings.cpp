@@ -471,8 +471,8 @@ void update(const Spec& spec, py::handle params_in, py::handle grads_in,
 // the caller vouches for their size and dtype and keeps them alive during the call.
 class Plan {
  public:
-  Plan(const std::string& algorithm, py::handle params_in, py::handle states_in)
-      : algorithm_(known_name(algorithm)), check_(algorithm_) {
+  Plan(const std::string& algorithm, py::handle params_in, py::handle states_in, bool gradient_addresses)
+      : algorithm_(known_name(algorithm)), check_(algorithm_), gradient_addresses_(gradient_addresses) {
     if (algorithm == SgdSpec::kName) state_names_ = SgdSpec::kStates;
     else if (algorithm == AdagradSpec::kName) state_names_ = AdagradSpec::kStates;
     else if (algorithm == RmspropSpec::kName) state_names_ = RmspropSpec::kStates;
@@ -546,8 +546,9 @@ class Plan {
       if (gradient_matches(g, tensor)) {
         grad = {py::detail::array_proxy(g.ptr())->data,
                 py::detail::array_proxy(g.ptr())->data + tensor.size * element_size};
-      } else if (PyLong_Check(g.ptr())) {
+      } else if (gradient_addresses_ && PyLong_Check(g.ptr()) && !PyBool_Check(g.ptr())) {
         const auto address = g.cast<std::uintptr_t>();
+        if (address == 0) check_.value_error("grads[" + std::to_string(i) + "] is a null address");
         if (address % static_cast<std::uintptr_t>(element_size) != 0)
           check_.value_error("grads[" + std::to_string(i) + "] is an address not aligned to the element size");
         grad = {reinterpret_cast<const char*>(address),
@@ -626,6 +627,7 @@ class Plan {
   std::vector<Tensor> tensors_;
   std::vector<OverlapChecker::Range> written_;
   int type_num_ = -1;
+  bool gradient_addresses_ = false;  // integers are addresses (fusedoptim.torch), else refused
 };
 
 // ---- Reductions and maps over lists of arrays (gradient clipping, bandwidth probe) -------------
@@ -830,10 +832,11 @@ PYBIND11_MODULE(_core, m) {
   // method of Plan, whose parameters and state were checked when it was made.
   py::class_<Plan>(m, "Plan",
                    "The parameters and state arrays of one param group, checked once; each step then checks "
-                   "only the gradients (arrays, or integer addresses of contiguous buffers shaped like the "
-                   "parameters, which the caller keeps alive).")
-      .def(py::init<const std::string&, py::handle, py::handle>(), py::arg("algorithm"), py::arg("params"),
-           py::arg("states"))
+                   "only the gradients: arrays, or, with gradient_addresses=True, integer addresses of "
+                   "contiguous buffers shaped like the parameters, which the caller vouches for and keeps "
+                   "alive (any other integer is refused like any other non-array).")
+      .def(py::init<const std::string&, py::handle, py::handle, bool>(), py::arg("algorithm"),
+           py::arg("params"), py::arg("states"), py::kw_only(), py::arg("gradient_addresses") = false)
       .def("__len__", &Plan::size)
       .def_property_readonly("algorithm", &Plan::algorithm);
   auto plan = py::reinterpret_borrow<py::class_<Plan>>(m.attr("Plan"));

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import fusedoptim
 from fusedoptim import _core
 
 ADAM = dict(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1, amsgrad=True,
@@ -25,7 +26,7 @@ def test_plan_matches_the_functional_call_bitwise(dtype: type, by_address: bool)
     params_a, states_a = _tensors(dtype)
     params_b, states_b = _tensors(dtype)
     steps_a, steps_b = np.zeros(len(SIZES), np.int64), np.zeros(len(SIZES), np.int64)
-    plan = _core.Plan("adam", params_b, states_b)
+    plan = _core.Plan("adam", params_b, states_b, gradient_addresses=by_address)
     assert len(plan) == len(SIZES) and plan.algorithm == "adam"
     rng = np.random.default_rng(1)
     for step in range(6):
@@ -43,7 +44,7 @@ def test_plan_matches_the_functional_call_bitwise(dtype: type, by_address: bool)
 @pytest.mark.parametrize("kind", ["array", "view", "address"])
 def test_gradient_overlapping_a_written_array_is_refused_and_changes_nothing(kind: str) -> None:
     params, states = _tensors(np.float64)
-    plan = _core.Plan("adam", params, states)
+    plan = _core.Plan("adam", params, states, gradient_addresses=kind == "address")
     grads: list[object] = [np.ones(n) for n in SIZES]
     target = states[1][4]  # tensor 4's exp_avg_sq, given as tensor 3's gradient's memory
     grads[3] = {"array": target[:1000], "view": target[10:1010], "address": target.ctypes.data}[
@@ -96,7 +97,7 @@ def test_plan_refuses_overlapping_parameters_and_state_when_made() -> None:
 )
 def test_bad_step_arguments_change_nothing(call: object, error: type, message: str) -> None:
     params, states = _tensors(np.float64)
-    plan = _core.Plan("adam", params, states)
+    plan = _core.Plan("adam", params, states, gradient_addresses=True)
     grads = [np.ones(n) for n in SIZES]
     steps = np.zeros(len(SIZES), np.int64)
     before = [a.tobytes() for a in params + sum(states, [])]
@@ -104,6 +105,41 @@ def test_bad_step_arguments_change_nothing(call: object, error: type, message: s
         call(plan, grads, steps)  # type: ignore[operator]
     assert [a.tobytes() for a in params + sum(states, [])] == before
     assert not steps.any()
+
+
+@pytest.mark.parametrize("value", [0, 8, False, True, "address"])
+def test_integers_are_not_gradients_unless_the_plan_takes_addresses(value: object) -> None:
+    """Only fusedoptim.torch passes gradients by address; anywhere else an integer is a mistake
+    (a scalar loss, a flag) and must be refused like any other non-array, not dereferenced."""
+    params, states = _tensors(np.float64)
+    grads: list[object] = [np.ones(n) for n in SIZES]
+    grads[2] = params[2].ctypes.data + 8 * 1000 if value == "address" else value
+    steps = np.zeros(len(SIZES), np.int64)
+    before = [a.tobytes() for a in params + sum(states, [])]
+    plan = _core.Plan("adam", params, states)
+    with pytest.raises(TypeError, match=r"grads\[2\] must be a numpy.ndarray"):
+        plan.adam(grads, steps, True, **ADAM)
+    if isinstance(value, bool):  # not addresses either
+        with pytest.raises(TypeError, match=r"grads\[2\] must be a numpy.ndarray"):
+            _core.Plan("adam", params, states, gradient_addresses=True).adam(
+                grads, steps, True, **ADAM
+            )
+    if type(value) is int and value == 0:
+        with pytest.raises(ValueError, match=r"grads\[2\] is a null address"):
+            _core.Plan("adam", params, states, gradient_addresses=True).adam(
+                grads, steps, True, **ADAM
+            )
+    assert [a.tobytes() for a in params + sum(states, [])] == before and not steps.any()
+
+
+def test_optimizer_refuses_an_integer_gradient_after_its_first_step() -> None:
+    w = np.ones(4)
+    opt = fusedoptim.SGD([w], lr=0.1)
+    opt.step([np.ones(4)])
+    for bad in (False, 0, 8, w.ctypes.data):
+        with pytest.raises(TypeError, match="must be a numpy.ndarray"):
+            opt.step([bad])
+    np.testing.assert_array_equal(w, np.full(4, 0.9))
 
 
 def test_missing_state_for_a_parameter_with_a_gradient_is_refused() -> None:

@@ -88,7 +88,12 @@ class Plan:
     """Parameters and state of one group, checked once; each step checks only the gradients."""
 
     def __init__(
-        self, algorithm: str, params: Sequence[np.ndarray], states: Sequence[_States]
+        self,
+        algorithm: str,
+        params: Sequence[np.ndarray],
+        states: Sequence[_States],
+        *,
+        gradient_addresses: bool = False,
     ) -> None: ...
     def __len__(self) -> int: ...
     @property
