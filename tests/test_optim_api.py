@@ -199,6 +199,43 @@ def test_hyperparameters_edited_in_place_apply_and_are_checked(container: type) 
     np.testing.assert_array_equal(w, before)
 
 
+@pytest.mark.parametrize(("key", "value"), [("amsgrad", 0), ("maximize", 0.0), ("lr", True)])
+def test_an_equal_value_of_another_type_is_checked_too(key: str, value: object) -> None:
+    """0 == False, yet amsgrad=0 is refused by a new optimizer: a live one must refuse it too
+    (else its state_dict would not load anywhere)."""
+    w = np.ones(3)
+    opt = optim.Adam([w], lr=1.0 if key == "lr" else 0.1)
+    opt.step([np.ones(3)])
+    opt.step([np.ones(3)])  # the short path is armed
+    before = w.copy()
+    opt.param_groups[0][key] = value
+    with pytest.raises((TypeError, ValueError), match=key if key != "lr" else "learning rate"):
+        opt.step([np.ones(3)])
+    np.testing.assert_array_equal(w, before)
+
+
+def test_arguments_come_from_the_values_checked_even_if_a_list_changes_meanwhile() -> None:
+    """Another thread editing betas in place between the check and the conversion must not get
+    an unchecked value into the update, and its edit must be seen (and refused) next step."""
+    w = np.ones(2)
+    opt = optim.Adam([w], lr=0.1)
+    betas = opt.param_groups[0]["betas"] = [0.9, 0.999]
+    real = opt._core_arguments
+
+    def racing(group: Any) -> tuple:
+        betas[0] = 1.5  # the other thread, right after the check
+        return real(group)
+
+    opt._core_arguments = racing  # type: ignore[method-assign]
+    opt.step([np.ones(2)])
+    assert opt._plans[0].args[1] == 0.9  # converted from what was checked
+    opt._core_arguments = real  # type: ignore[method-assign]
+    before = w.copy()
+    with pytest.raises(ValueError, match="beta parameter at index 0"):
+        opt.step([np.ones(2)])
+    np.testing.assert_array_equal(w, before)
+
+
 def test_parameter_list_edited_in_place_is_noticed() -> None:
     w, intruder = np.zeros(2), np.zeros(2)
     opt = optim.SGD([w], lr=0.1)

@@ -728,9 +728,7 @@ class _FusedStep:
             else:
                 params = plan.params[start:stop]
                 states = [None if s is None else s[start:stop] for s in plan.states]
-            plan.cores.append(
-                _core.Plan(self._algorithm, params, states, gradient_addresses=True)
-            )
+            plan.cores.append(_core.Plan(self._algorithm, params, states, gradient_addresses=True))
 
     def _is_initialised(self, param_state: dict[str, Any] | None) -> bool:
         return bool(param_state)

@@ -346,6 +346,7 @@ class _Plan:
         "kinds",
         "buckets",
         "checked",
+        "checked_types",
         "args",
     )
 
@@ -357,6 +358,7 @@ class _Plan:
     kinds: tuple[str, ...]
     buckets: list[_Bucket]
     checked: tuple | None  # the hyperparameter values last checked (a copy)
+    checked_types: tuple | None  # and their types
     args: tuple  # the core call's hyperparameter arguments, made from the checked values
 
 
@@ -766,7 +768,7 @@ class Optimizer:
         plan.params = params
         plan.start, plan.stop = start, start + len(params)
         plan.kinds = tuple(self._needed_kinds(group))
-        plan.checked = None
+        plan.checked = plan.checked_types = None
         plan.args = ()
         plan_entries = []
         arrays = []
@@ -927,18 +929,29 @@ class Optimizer:
             values = None
         if values is not None:
             try:
-                if values == plan.checked:
+                # An equal value of another type (amsgrad=0 for False) is a change, checked too.
+                if values == plan.checked and tuple(map(type, values)) == plan.checked_types:
                     return True
             except Exception:  # a value that does not compare: check it
                 pass
-        # Check and convert the values read once, not the group again: another thread editing
-        # it meanwhile could otherwise slip an unchecked value into the arguments.
-        current = group if values is None else dict(zip(self.defaults, values))
+        if values is None:
+            current: Mapping[str, Any] = group
+            snapshot = types = None
+        else:
+            # Check and convert a copy: another thread editing the group, or a list in it,
+            # meanwhile cannot slip an unchecked value into the arguments. (A value that could
+            # not be copied is used as it is, and checked again at every step.)
+            snapshot = _snapshot(values)
+            types = tuple(map(type, values))
+            current = {
+                key: value if isinstance(copied, _NeverEqual) else copied
+                for key, value, copied in zip(self.defaults, values, snapshot)
+            }
         self._check_hyperparameters(current)
         if tuple(self._needed_kinds(current)) != plan.kinds:
             return False
         plan.args = self._core_arguments(current)
-        plan.checked = _snapshot(values)
+        plan.checked, plan.checked_types = snapshot, types
         return True
 
     def _fast_step(self, grads: Any) -> bool:
