@@ -518,7 +518,7 @@ def test_disturbed_measurements_are_retried_then_marked(
     """Other processes' CPU use (here faked) makes a measurement count as disturbed."""
     monkeypatch.setattr(bench.CpuMonitor, "stop", lambda self: others)
     waits: list[None] = []
-    monkeypatch.setattr(bench, "wait_for_quiet", lambda: waits.append(None) or True)
+    monkeypatch.setattr(bench, "wait_for_quiet", lambda **_: waits.append(None) or True)
     path = tmp_path / "out.json"
     status = bench.main(
         ["--optimizers", "sgd", "--sizes", "1000", "--repeat", "3", "--threads", "1",
@@ -541,6 +541,23 @@ def test_disturbed_measurements_are_retried_then_marked(
         assert "*" not in " ".join(row) and "WARNING" not in out
 
 
+def test_a_retry_waits_for_quiet_no_longer_than_the_budget_left(
+    monkeypatch: pytest.MonkeyPatch, small_machine: None
+) -> None:
+    assert bench.RetryBudget(3.0).patience() == 3.0
+    assert bench.RetryBudget(100.0).patience() == bench.QUIET_PATIENCE
+    monkeypatch.setattr(bench.CpuMonitor, "stop", lambda self: 1.0)  # always disturbed
+    patience: list[float] = []
+    monkeypatch.setattr(bench, "wait_for_quiet", lambda **kw: patience.append(kw["patience"]))
+    clock = iter(range(0, 10**6, 2))  # every perf_counter call: 2 s later
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: float(next(clock)))
+    settings = bench.Settings(["sgd"], [bench.Layout(1, 100)], ["float32"], [1], ["fusedoptim"],
+                              repeat=3, retries=5, retry_seconds=7.0)  # fmt: skip
+    bench.run(settings, None)
+    assert patience and all(0 < value <= 7.0 for value in patience)
+    assert patience == sorted(patience, reverse=True)  # what is left only shrinks
+
+
 def test_retries_stop_when_their_time_is_spent(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -549,7 +566,7 @@ def test_retries_stop_when_their_time_is_spent(
 ) -> None:
     monkeypatch.setattr(bench.CpuMonitor, "stop", lambda self: 1.0)  # always disturbed
     waits: list[None] = []
-    monkeypatch.setattr(bench, "wait_for_quiet", lambda: waits.append(None) or True)
+    monkeypatch.setattr(bench, "wait_for_quiet", lambda **_: waits.append(None) or True)
     path = tmp_path / "out.json"
     status = bench.main(
         ["--optimizers", "sgd,adam", "--sizes", "1000", "--repeat", "3", "--threads", "1",

@@ -207,6 +207,7 @@ BANDWIDTH_REPEAT = 5
 DEFAULT_MIN_TIME = 0.05  # seconds of timed steps per contender and case
 DEFAULT_RETRIES = 2
 DEFAULT_RETRY_SECONDS = 5.0
+QUIET_PATIENCE = 10.0  # the longest wait for a quiet moment before a retry
 MIN_REPEATS = 3
 MAX_REPEATS = 200
 # For in-cache cases one timing sample batches calls until it lasts this long, so that timer
@@ -739,9 +740,12 @@ def time_interleaved(
     few rounds). So a change in the machine's speed while the case is measured (another tenant
     of a shared host, a clock change) reaches every contender alike and their ratio holds, where
     timing one contender after the other would compare different moments. The rounds cycle
-    through :func:`turn_orders`, so that each contender follows each other one equally often (an
-    out-of-cache step also pays for writing back the data the step before it left dirty, and
-    contenders leave different amounts).
+    through :func:`turn_orders`, so that, when the contenders take the same number of samples,
+    each follows each other one equally often (an out-of-cache step also pays for writing back
+    the data the step before it left dirty, and contenders leave different amounts). When one
+    takes fewer samples, its turns come after whichever contender ran before in that round, and
+    most samples of the others follow themselves or each other: a small share of the samples, and
+    the medians reported are robust to it.
 
     ``warm_up`` limits the untimed first steps of the contenders it names to that many copies
     (default: every copy), for contenders that create no state and whose first step is like the
@@ -1009,7 +1013,7 @@ def _measure(
         while True:
             with budget.charge(attempt):
                 if attempt:
-                    wait_for_quiet()
+                    wait_for_quiet(patience=budget.patience())
                 measured = _measure_group(group, config, pools, count, settings, torch,
                                           probe_copies if group is side_by_side else 0)  # fmt: skip
             attempt += 1
@@ -1064,6 +1068,10 @@ class RetryBudget:
     def allows(self, attempt: int, settings: Settings) -> bool:
         return attempt <= settings.retries and (attempt == 0 or self.left > 0)
 
+    def patience(self) -> float:
+        """How long a retry may wait for a quiet moment: at most what is left of the budget."""
+        return max(0.0, min(QUIET_PATIENCE, self.left))
+
     @contextlib.contextmanager
     def charge(self, attempt: int) -> Iterator[None]:
         """Time the block against the budget when it is a retry (``attempt`` > 0)."""
@@ -1082,7 +1090,7 @@ def _measure_bandwidth(
     while True:
         with budget.charge(attempt):
             if attempt:
-                wait_for_quiet()
+                wait_for_quiet(patience=budget.patience())
             bandwidth = measure_bandwidth(threads, cache_bytes, settings.repeat)
         attempt += 1
         if not _disturbed(bandwidth.others) or not budget.allows(attempt, settings):
@@ -1099,7 +1107,7 @@ def _best_bandwidth(measurements: Sequence[Bandwidth]) -> Bandwidth:
     return max(quiet or measurements, key=lambda bandwidth: bandwidth.in_place_gbs)
 
 
-def wait_for_quiet(seconds: float = 0.5, patience: float = 10.0) -> bool:
+def wait_for_quiet(seconds: float = 0.5, patience: float = QUIET_PATIENCE) -> bool:
     """Wait (at most ``patience`` seconds) for ``seconds`` in which other processes use no CPU.
 
     Returns whether such a moment came; without ``/proc/stat`` it returns False at once.
