@@ -204,9 +204,9 @@ CACHE_FLUSH_FACTOR = 1.0
 BANDWIDTH_MIN_ELEMENTS = 64 * 2**20
 BANDWIDTH_REPEAT = 5
 
-DEFAULT_MIN_TIME = 0.05  # seconds of timed steps per contender and case
+DEFAULT_MIN_TIME = 0.04  # seconds of timed steps per contender and case
 DEFAULT_RETRIES = 2
-DEFAULT_RETRY_SECONDS = 5.0
+DEFAULT_RETRY_SECONDS = 3.0
 QUIET_PATIENCE = 10.0  # the longest wait for a quiet moment before a retry
 MIN_REPEATS = 3
 MAX_REPEATS = 200
