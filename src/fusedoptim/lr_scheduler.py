@@ -492,10 +492,17 @@ def _lambdas_per_group(optimizer: Any, lr_lambda: Any) -> list[Callable[[int], f
 
 
 class _LambdaState:
-    """state_dict support for schedulers that hold user functions (they are not saved; the
-    attributes of callable objects are, as in torch)."""
+    """Schedulers driven by user functions, one per param group: their construction, and
+    state_dict support (the functions are not saved; the attributes of callable objects are, as
+    in torch)."""
 
     lr_lambdas: list[Callable[[int], float]]
+
+    def __init__(self, optimizer: Any, lr_lambda: Any, last_epoch: int = -1) -> None:
+        _check_optimizer(optimizer)
+        self.optimizer = optimizer
+        self.lr_lambdas = _lambdas_per_group(optimizer, lr_lambda)
+        super().__init__(optimizer, last_epoch)  # type: ignore[call-arg]
 
     def state_dict(self) -> dict[str, Any]:
         state = self._copy_state(("optimizer", "lr_lambdas"))  # type: ignore[attr-defined]
@@ -533,12 +540,6 @@ class LambdaLR(_LambdaState, LRScheduler):
         [0.1]
     """
 
-    def __init__(self, optimizer: Any, lr_lambda: Any, last_epoch: int = -1) -> None:
-        _check_optimizer(optimizer)
-        self.optimizer = optimizer
-        self.lr_lambdas = _lambdas_per_group(optimizer, lr_lambda)
-        super().__init__(optimizer, last_epoch)
-
     def get_lr(self) -> list[Any]:
         self._warn_if_get_lr_called_directly()
         return [
@@ -565,12 +566,6 @@ class MultiplicativeLR(_LambdaState, LRScheduler):
         >>> scheduler.step(); scheduler.get_last_lr()
         [0.5]
     """
-
-    def __init__(self, optimizer: Any, lr_lambda: Any, last_epoch: int = -1) -> None:
-        _check_optimizer(optimizer)
-        self.optimizer = optimizer
-        self.lr_lambdas = _lambdas_per_group(optimizer, lr_lambda)
-        super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[Any]:
         self._warn_if_get_lr_called_directly()
