@@ -421,8 +421,9 @@ class Optimizer:
         self._num_params = 0
         self._objects: bool | None = None  # parameter objects (True) or plain arrays (False)
         self._dirty = False
-        # (plans list, plan, bucket) for _fast_step, set by a step that could take it next time.
-        self._fast: tuple[list[_Plan], _Plan, _Bucket] | None = None
+        # The plans list for which _fast_step may run (one plan, one bucket, all state), set by a
+        # step that found it so; a rebuild makes a new list and add_param_group lengthens it.
+        self._fast: list[_Plan] | None = None
 
         if isinstance(params, (np.ndarray, dict, str)) or not isinstance(params, Iterable):
             raise TypeError(
@@ -963,7 +964,9 @@ class Optimizer:
         it. A failed core call has written nothing, so the full path then runs from the start
         and raises with its clearer message.
         """
-        plans, plan, bucket = self._fast  # type: ignore[misc]
+        plans = self._fast
+        plan = plans[0]  # type: ignore[index]
+        bucket = plan.buckets[0]
         group = plan.group
         try:
             ready = (
@@ -1051,7 +1054,7 @@ class Optimizer:
         # Next time, the short path if this step's shape allows it.
         if not self._objects and len(plans) == 1 and len(plans[0].buckets) == 1:
             if not plans[0].buckets[0].missing:
-                self._fast = (plans, plans[0], plans[0].buckets[0])
+                self._fast = plans
 
     def _run_buckets(self, plan: _Plan, plan_grads: Sequence[Any], check_only: bool) -> None:
         """One core call per bucket of the group; state still missing is created first."""
