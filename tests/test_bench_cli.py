@@ -490,6 +490,24 @@ def test_out_of_cache_run_cycles_copies(
         assert share.endswith("%") and "(c)" not in share  # not marked in-cache
 
 
+def test_json_carries_each_out_of_cache_speedup_bound(
+    tmp_path: Path, small_machine: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench, "COLD_MIN_ELEMENTS", 1000)
+    path = tmp_path / "bound.json"
+    status = bench.main(
+        ["--optimizers", "sgd", "--sizes", "2000", "--repeat", "3", "--threads", "1",
+         "--contenders", "numpy,fusedoptim", "--json", str(path)]
+    )  # fmt: skip
+    assert status == 0
+    (case,) = json.loads(path.read_text())["cases"]
+    floor = case["bytes_per_element"] / max(case["probe_gbs"], case["gbs"])
+    assert case["speedup_bound"] == {
+        "numpy": pytest.approx(case["ns_per_element"]["numpy"] / floor)
+    }
+    assert case["speedup"]["numpy"] <= case["speedup_bound"]["numpy"] * (1 + 1e-12)
+
+
 def test_plot_writes_png(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, small_machine: None
 ) -> None:

@@ -956,6 +956,15 @@ class Report:
         bandwidth = self.bandwidth.get(case.threads)
         return None if bandwidth is None else bandwidth.in_place_gbs
 
+    def speedup_bound(self, case: Case, contender: str) -> float | None:
+        """The largest speed-up over ``contender`` that moving the update's bytes once at the
+        measured bandwidth allows, for an out-of-cache case (None in cache). The bandwidth is
+        the case's, or fusedoptim's own rate where its update moved its bytes faster."""
+        theirs, bandwidth = case.ns_per_element(contender), self.case_bandwidth(case)
+        if theirs is None or not case.cold or bandwidth is None:
+            return None
+        return theirs / (case.bytes_per_element / max(bandwidth, case.gbs or 0.0))
+
     def bandwidth_fraction(self, case: Case) -> float | None:
         gbs, bandwidth = case.gbs, self.case_bandwidth(case)
         return None if gbs is None or bandwidth is None else gbs / bandwidth
@@ -1307,16 +1316,12 @@ def evaluate_targets(report: Report) -> list[TargetResult]:
         return result
 
     def bounds(found: list[Case], contender: str = "torch") -> dict[str, float]:
-        """The largest speed-up over ``contender`` that moving the bytes once at the measured
-        bandwidth allows, per out-of-cache case. The bandwidth is the case's probe or, where
-        fusedoptim's update moved its bytes faster than the probe, fusedoptim's."""
+        """:meth:`Report.speedup_bound` per out-of-cache case."""
         result = {}
         for case in found:
-            theirs = case.ns_per_element(contender)
-            bandwidth = report.case_bandwidth(case)
-            if theirs is not None and case.cold and bandwidth is not None:
-                floor = case.bytes_per_element / max(bandwidth, case.gbs or 0.0)
-                result[f"{case.optimizer} {case.layout.id}"] = theirs / floor
+            bound = report.speedup_bound(case, contender)
+            if bound is not None:
+                result[f"{case.optimizer} {case.layout.id}"] = bound
         return result
 
     names = list(report.settings.optimizers)
@@ -1610,6 +1615,11 @@ def report_json(report: Report, targets: Sequence[TargetResult]) -> dict[str, An
                 },
                 "gbs": case.gbs,
                 "probe_gbs": case.probe_gbs,
+                "speedup_bound": {
+                    name: report.speedup_bound(case, name)
+                    for name in case.timings
+                    if name != "fusedoptim"
+                },
                 "bandwidth_fraction": report.bandwidth_fraction(case),
                 "bandwidth_fraction_of_run_best": (
                     None
