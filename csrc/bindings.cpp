@@ -774,6 +774,36 @@ void stream(const char* op, py::handle a_in, py::handle b_in, py::handle c_in, d
     run_stream<double>(triad ? kernels<double>().triad : kernels<double>().axpy, a, b, triad ? &c : nullptr, s);
 }
 
+// The square-root and division units' issue rate: each thread runs the probe kernel `repeats` times
+// over its range of a (which should fit its core's cache), in one parallel region.
+template <class T>
+void run_divider(DividerFn<T> fn, const py::array& a, const py::array& b, std::int64_t repeats) {
+  const std::vector<Extent> extents{{a.size(), reinterpret_cast<std::uintptr_t>(a.data())}};
+  T* pa = data_of<T>(a);
+  const T* pb = data_of<T>(b);
+  py::gil_scoped_release release;
+  for_each_range(extents, sizeof(T), [&](std::size_t, std::int64_t begin, std::int64_t end) {
+    for (std::int64_t r = 0; r < repeats; ++r) fn(pa + begin, pb + begin, 1.0, end - begin);
+  });
+}
+
+void divider(py::handle a_in, py::handle b_in, int sqrts, int divisions, std::int64_t repeats) {
+  const Checker check("divider_probe");
+  if (sqrts < 1 || sqrts > 2 || divisions < 1 || divisions > 2)
+    check.value_error("square_roots and divisions must each be 1 or 2, got " + std::to_string(sqrts) + " and " +
+                      std::to_string(divisions));
+  if (repeats < 1) check.value_error("repeats must be at least 1, got " + std::to_string(repeats));
+  const int type_num = py::isinstance<py::array>(a_in) ? py::reinterpret_borrow<py::array>(a_in).dtype().num() : -1;
+  const py::array a = check.check("a", 0, a_in, true, nullptr, type_num);
+  const py::array b = check.check("b", 0, b_in, false, &a, type_num);
+  const Span empty{nullptr, nullptr};
+  check.check_disjoint(0, {"a", "b", nullptr, nullptr, nullptr}, {span_of(a), span_of(b), empty, empty, empty}, 2);
+  if (type_num == py::detail::npy_api::NPY_FLOAT_)
+    run_divider<float>(kernels<float>().divider[sqrts - 1][divisions - 1], a, b, repeats);
+  else
+    run_divider<double>(kernels<double>().divider[sqrts - 1][divisions - 1], a, b, repeats);
+}
+
 // Whether two lists (or tuples) hold the same objects in the same order. Only the pointers are
 // compared: no object is touched (not even its reference count), so after a pass over memory that
 // evicted hundreds of parameter objects this costs a scan of two pointer arrays, not a miss each.
@@ -968,6 +998,11 @@ PYBIND11_MODULE(_core, m) {
       py::arg("a"), py::arg("b"), py::arg("scalar"),
       "a += scalar * b in place, parallel like the optimizer kernels: the read-modify-write pattern of "
       "an optimizer update (bandwidth probe; moves 3 arrays' bytes).");
+  m.def("divider_probe", &divider, py::arg("a"), py::arg("b"), py::arg("square_roots"), py::arg("divisions"),
+        py::arg("repeats"),
+        "a = b / sqrt(a) in place, repeated, with square_roots (1 or 2: b's root too) square roots and "
+        "divisions (1 or 2) per element, parallel like the optimizer kernels: the issue rate of the "
+        "square-root and division units (compute floor probe; keep a and b in cache, start them in [1, 2)).");
   m.def("get_num_threads", &get_num_threads, "Threads the kernels use (1 without OpenMP).");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Sets the number of threads the kernels use (ignored without OpenMP).");
   m.def("same_items", &same_items, py::arg("a"), py::arg("b"),

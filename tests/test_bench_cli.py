@@ -28,6 +28,8 @@ def small_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pretend the cache is 64 KiB and shrink the bandwidth probe, so runs take milliseconds."""
     monkeypatch.setattr(bench, "last_level_cache_bytes", lambda: TINY_CACHE)
     monkeypatch.setattr(bench, "BANDWIDTH_MIN_ELEMENTS", 2**14)
+    monkeypatch.setattr(bench, "DIVIDER_REPEATS", 2)
+    monkeypatch.setattr(bench, "DIVIDER_SAMPLES", 3)
 
 
 def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -393,6 +395,95 @@ def test_out_of_cache_bandwidth_share_uses_the_probe_timed_alongside() -> None:
     assert math.isclose(report.bandwidth_fraction(case) or 0, 0.75)  # the run's probe
     case.probe = bench.Timing([3 * 4 * 10**7 / 32e9] * 3, 1, 3)  # 32 GB/s alongside
     assert math.isclose(report.bandwidth_fraction(case) or 0, 30 / 32)
+
+
+def _divider(report: bench.Report, ops: tuple[int, int], ns: float) -> None:
+    """Give ``report`` a measured rate of the square-root and division units."""
+    rate = bench.DividerRate(2, "float32", *ops, ns)
+    report.divider[rate.key] = rate
+
+
+def test_sqrt_div_units_bound_in_cache_speedups() -> None:
+    """In cache the bandwidth limits nothing, but the square roots and divisions still take
+    their time: torch's 1.0 ns against RMSprop's 0.25 ns of sqrt+div allows 4x at most."""
+    rmsprop = _case("rmsprop", bench.Layout(1, 10**5), {"fusedoptim": 0.3, "torch": 1.0})
+    sgd = _case("sgd", bench.Layout(1, 10**5), {"fusedoptim": 0.1, "torch": 1.0})
+    report = _report([rmsprop, sgd])
+    assert report.speedup_bound(rmsprop, "torch") is None  # nothing measured yet
+    _divider(report, (1, 1), 0.25)
+    _divider(report, (1, 2), 0.5)  # Adam's: not RMSprop's
+    assert report.divider_floor(rmsprop) == 0.25 and report.divider_floor(sgd) is None
+    assert report.bound_limit(rmsprop) == "divider" and report.bound_limit(sgd) is None
+    assert math.isclose(report.speedup_bound(rmsprop, "torch") or 0, 4.0)
+    assert report.speedup_bound(sgd, "torch") is None  # SGD has no square roots or divisions
+
+    target = _target(bench.evaluate_targets(report), "RMSprop and AdaDelta")
+    assert target.status == "NOT MET"  # 1.0 / 0.3 = 3.3x
+    assert target.bounds == {"rmsprop 1e5": pytest.approx(4.0)}
+    assert target.limits == {"rmsprop 1e5": "divider"}
+    text = bench.format_targets(bench.evaluate_targets(report), 2)
+    assert "failing: rmsprop 1e5 3.33x (sqrt/div units allow <= 4.00x)" in text
+
+    # The probe timed alongside the case, when it ran, sets the floor, not the run's fastest.
+    rmsprop.divider_work = 10**6
+    rmsprop.divider = bench.Timing([0.28e-9 * 10**6] * 3, 1, 1)
+    assert math.isclose(rmsprop.divider_ns or 0, 0.28)
+    assert math.isclose(report.speedup_bound(rmsprop, "torch") or 0, 1.0 / 0.28)
+
+
+def test_the_slower_floor_sets_the_bound_and_none_is_below_fusedoptim() -> None:
+    adam = _case("adam", bench.Layout(1, 10**6), {"fusedoptim": 1.0, "torch": 1.4})
+    report = _report([adam], bandwidth=40.0)  # 28 B / 40 GB/s = 0.7 ns
+    assert report.floors(adam) == {"bandwidth": pytest.approx(0.7)}
+    _divider(report, (1, 2), 0.8)
+    assert report.floors(adam) == {"bandwidth": pytest.approx(0.7), "divider": 0.8}
+    assert report.bound_limit(adam) == "divider"
+    assert math.isclose(report.speedup_bound(adam, "torch") or 0, 1.4 / 0.8)
+    # A floor measured at a slow moment can exceed what fusedoptim then did: it is capped there,
+    # so a bound never says fusedoptim's own speed-up was impossible.
+    _divider(report, (1, 2), 1.25)
+    assert math.isclose(report.speedup_bound(adam, "torch") or 0, 1.4)
+    assert "failing: adam 1e6 1.40x (sqrt/div units allow <= 1.40x)" in bench.format_targets(
+        bench.evaluate_targets(report), 2
+    )
+
+
+def test_run_measures_the_units_each_optimizer_needs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, small_machine: None
+) -> None:
+    path = tmp_path / "divider.json"
+    status, out, _ = run_main(
+        capsys, "--optimizers", "sgd,adam,adadelta", "--sizes", "1000", "--repeat", "3",
+        "--threads", "1", "--contenders", "numpy,fusedoptim", "--json", str(path),
+    )  # fmt: skip
+    assert status == 0
+    data = json.loads(path.read_text())
+    rates = {(r["square_roots"], r["divisions"]): r for r in data["divider"]}
+    assert set(rates) == {(1, 2), (2, 1)}  # Adam's and AdaDelta's; SGD needs none
+    # Measured before and after the cases; the fastest sample of all is kept.
+    runs = [r for r in data["divider_runs"] if (r["square_roots"], r["divisions"]) == (1, 2)]
+    assert len(runs) == 2 and all(len(r["samples"]) == 3 for r in runs)
+    fastest = min(min(r["samples"]) / r["elements"] * 1e9 for r in runs)
+    assert math.isclose(rates[(1, 2)]["ns_per_element"], fastest)
+    cases = {case["optimizer"]: case for case in data["cases"]}
+    assert cases["sgd"]["divider_floor_ns"] is None and cases["sgd"]["bound_limit"] is None
+    assert cases["sgd"]["divider_probe"] is None
+    for name in ("adam", "adadelta"):
+        case = cases[name]
+        # Each case is held to the divider probe timed alongside it (its median).
+        probe = case["divider_probe"]
+        assert len(probe["samples"]) == 3 and probe["copies"] == 1
+        work = bench.DIVIDER_ELEMENTS_PER_THREAD * bench.DIVIDER_REPEATS  # one thread
+        assert case["divider_probe_work"] == work
+        assert case["divider_floor_ns"] == pytest.approx(
+            np.median(probe["samples"]) / case["divider_probe_work"] * 1e9
+        )
+        assert case["bound_limit"] == "divider"
+        floor = min(case["divider_floor_ns"], case["ns_per_element"]["fusedoptim"])
+        assert case["speedup_bound"]["numpy"] == pytest.approx(
+            case["ns_per_element"]["numpy"] / floor
+        )
+    assert "sqrt/div units, 1 thread, float32: sqrt+2 div (Adam)" in out
 
 
 def test_targets_not_measured_when_the_cases_are_missing() -> None:

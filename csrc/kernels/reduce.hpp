@@ -97,3 +97,20 @@ void stream_triad(T* FO_RESTRICT a, const T* FO_RESTRICT b, const T* FO_RESTRICT
   const T scalar = T(s);
   for (std::int64_t i = 0; i < n; ++i) a[i] = b[i] + scalar * c[i];
 }
+
+// The square-root and division units' issue rate (a compute floor for the benchmark): per element,
+// kSqrts square roots and kDivisions divisions, as many as RMSprop and AdaGrad (1, 1), AdaDelta
+// (2, 1) and Adam (1, 2) perform, and no other work the units wait on. Elements are independent,
+// so the loop vectorises like the update kernels and its time is the units' throughput. a stays
+// near 1 when a and b start in [1, 2) and divisor is 1: a <- b / sqrt(a) (or its variants)
+// converges to b^(2/3) (or b^(1/3)), whatever the repeats, never a subnormal, infinity or NaN.
+template <class T, int kSqrts, int kDivisions>
+void divider_probe(T* FO_RESTRICT a, const T* FO_RESTRICT b, double divisor, std::int64_t n) {
+  const T c = T(divisor);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T root = fo_sqrt(a[i]);
+    const T numerator = kSqrts == 2 ? fo_sqrt(b[i]) : b[i];
+    const T denominator = kDivisions == 2 ? root / c : root;
+    a[i] = numerator / denominator;
+  }
+}

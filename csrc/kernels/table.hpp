@@ -37,4 +37,8 @@ void fill_table(fusedoptim::KernelTable<T>& k) {
   k.map[static_cast<int>(fusedoptim::MapKind::Clamp)] = &map_clamp<T>;
   k.triad = &stream_triad<T>;
   k.axpy = &stream_axpy<T>;
+  k.divider[0][0] = &divider_probe<T, 1, 1>;
+  k.divider[0][1] = &divider_probe<T, 1, 2>;
+  k.divider[1][0] = &divider_probe<T, 2, 1>;
+  k.divider[1][1] = &divider_probe<T, 2, 2>;
 }

@@ -33,6 +33,11 @@ How the timing is kept honest:
   ``_core.stream_triad`` is reported beside it (its store first reads the destination into
   cache, so it moves 4 arrays' bytes where STREAM counts 3, which makes it the slower, less
   representative probe).
+* **So is the compute limit.** In cache, AdaGrad, RMSprop, AdaDelta and Adam wait on the CPU's
+  square-root and division units, not on memory. ``_core.divider_probe`` issues the same
+  correctly rounded square roots and divisions per element as the update (and nothing else) on
+  all threads; timed alongside each in-cache case, it gives the least time any update with
+  that arithmetic can take there, and with the bandwidth the largest speed-up a target can ask.
 
 NumPy runs on one thread whatever ``--threads`` says (it has no threaded elementwise loops), so it
 is measured once per case and its number is repeated for every thread count.
@@ -118,6 +123,9 @@ class OptimizerConfig:
     torch_class: str
     torch_fused: bool
     takes_step: bool = True
+    # (square roots, divisions) per element: work for the CPU's square-root and division units,
+    # which in cache bound the update as the bandwidth does out of cache (see measure_divider).
+    divider_ops: tuple[int, int] = (0, 0)
 
     @property
     def states(self) -> int:
@@ -149,10 +157,13 @@ OPTIMIZERS: dict[str, OptimizerConfig] = {
             "sgd_nesterov", "SGD Nesterov", "sgd", ("momentum_buffer",),
             {"lr": 1e-3, "momentum": 0.9, "nesterov": True}, "SGD", True,
         ),
-        OptimizerConfig("adagrad", "AdaGrad", "adagrad", ("sum",), {"lr": 1e-2}, "Adagrad", True),
+        OptimizerConfig(
+            "adagrad", "AdaGrad", "adagrad", ("sum",), {"lr": 1e-2}, "Adagrad", True,
+            divider_ops=(1, 1),
+        ),
         OptimizerConfig(
             "rmsprop", "RMSprop", "rmsprop", ("square_avg", None, None), {"lr": 1e-3},
-            "RMSprop", False, takes_step=False,
+            "RMSprop", False, takes_step=False, divider_ops=(1, 1),
         ),
         # alpha close to 1: under a constant gradient the centered variance estimate decays like
         # alpha**t, and once rounding drives it below zero the update is NaN (in torch too). With
@@ -160,26 +171,28 @@ OPTIMIZERS: dict[str, OptimizerConfig] = {
         OptimizerConfig(
             "rmsprop_centered", "RMSprop centered", "rmsprop", ("square_avg", None, "grad_avg"),
             {"lr": 1e-3, "alpha": 0.9999, "centered": True}, "RMSprop", False, takes_step=False,
+            divider_ops=(1, 1),
         ),
         OptimizerConfig(
             "rmsprop_momentum", "RMSprop momentum", "rmsprop",
             ("square_avg", "momentum_buffer", None), {"lr": 1e-3, "momentum": 0.9},
-            "RMSprop", False, takes_step=False,
+            "RMSprop", False, takes_step=False, divider_ops=(1, 1),
         ),
         OptimizerConfig(
             "adadelta", "AdaDelta", "adadelta", ("square_avg", "acc_delta"), {"lr": 1.0},
-            "Adadelta", False, takes_step=False,
+            "Adadelta", False, takes_step=False, divider_ops=(2, 1),
         ),
         OptimizerConfig(
-            "adam", "Adam", "adam", ("exp_avg", "exp_avg_sq", None), {"lr": 1e-3}, "Adam", True
+            "adam", "Adam", "adam", ("exp_avg", "exp_avg_sq", None), {"lr": 1e-3}, "Adam", True,
+            divider_ops=(1, 2),
         ),
         OptimizerConfig(
             "adam_amsgrad", "Adam amsgrad", "adam", ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
-            {"lr": 1e-3, "amsgrad": True}, "Adam", True,
+            {"lr": 1e-3, "amsgrad": True}, "Adam", True, divider_ops=(1, 2),
         ),
         OptimizerConfig(
             "adamw", "AdamW", "adamw", ("exp_avg", "exp_avg_sq", None),
-            {"lr": 1e-3, "weight_decay": 1e-2}, "AdamW", True,
+            {"lr": 1e-3, "weight_decay": 1e-2}, "AdamW", True, divider_ops=(1, 2),
         ),
     ]
 }  # fmt: skip
@@ -203,6 +216,12 @@ CACHE_FLUSH_FACTOR = 1.0
 # twice the last-level cache.
 BANDWIDTH_MIN_ELEMENTS = 64 * 2**20
 BANDWIDTH_REPEAT = 5
+# The divider probe: this many elements per thread (the kernels' smallest share of a thread, so
+# that every thread takes part), kept in its core's cache, each call running over them
+# DIVIDER_REPEATS times (about 0.2 ms in float32), DIVIDER_SAMPLES calls per measurement.
+DIVIDER_ELEMENTS_PER_THREAD = 2**14
+DIVIDER_REPEATS = 25
+DIVIDER_SAMPLES = 15
 
 DEFAULT_MIN_TIME = 0.04  # seconds of timed steps per contender and case
 DEFAULT_RETRIES = 2
@@ -871,6 +890,62 @@ def measure_bandwidth(threads: int, cache_bytes: int, repeat: int | None = None)
     )
 
 
+@dataclass
+class DividerRate:
+    """The square-root and division units' rate on ``threads`` threads: ns per element of work
+    with ``square_roots`` square roots and ``divisions`` divisions (``_core.divider_probe``)."""
+
+    threads: int
+    dtype: str
+    square_roots: int
+    divisions: int
+    ns_per_element: float  # the fastest sample: the units' best rate in the run
+    samples: list[float] = field(default_factory=list)  # seconds per call
+    elements: int = 0  # per call: elements * repeats pieces of work
+
+    @property
+    def key(self) -> tuple[int, str, int, int]:
+        return (self.threads, self.dtype, self.square_roots, self.divisions)
+
+
+def divider_arrays(threads: int, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The divider probe's two arrays: each thread's share fits its core's cache."""
+    rng = np.random.default_rng(SEED)
+    elements = DIVIDER_ELEMENTS_PER_THREAD * threads
+    return (rng.uniform(1.0, 2.0, elements).astype(dtype),
+            rng.uniform(1.0, 2.0, elements).astype(dtype))  # fmt: skip
+
+
+def divider_stepper(threads: int, dtype: Any, ops: tuple[int, int]) -> Stepper:
+    """``_core.divider_probe`` as one contender of a case (whatever the copy ``k``: its arrays
+    stay in cache): the square-root and division units' rate at the moment of the case."""
+    a, b = divider_arrays(threads, dtype)
+
+    def step(k: int) -> None:
+        _core.divider_probe(a, b, ops[0], ops[1], DIVIDER_REPEATS)
+
+    return step
+
+
+def measure_divider(threads: int, dtype: str, square_roots: int, divisions: int) -> DividerRate:
+    """The time per element that ``square_roots`` square roots and ``divisions`` divisions
+    take on ``threads`` threads, in cache, with nothing else to wait for: no update with that
+    many correctly rounded square roots and divisions per element runs faster in cache
+    (:meth:`Report.floors`). The fastest of the samples: a bound should err on the fast side."""
+    a, b = divider_arrays(threads, dtype)
+    elements = a.size
+    with thread_count(threads, None):
+        _core.divider_probe(a, b, square_roots, divisions, 1)  # starts the thread team
+        samples = []
+        for _ in range(DIVIDER_SAMPLES):
+            start = time.perf_counter()
+            _core.divider_probe(a, b, square_roots, divisions, DIVIDER_REPEATS)
+            samples.append(time.perf_counter() - start)
+    work = elements * DIVIDER_REPEATS
+    return DividerRate(threads, dtype, square_roots, divisions, min(samples) / work * 1e9,
+                       samples, work)  # fmt: skip
+
+
 # --------------------------------------------------------------------------------------------
 # A run.
 
@@ -905,6 +980,8 @@ class Case:
     timings: dict[str, Timing] = field(default_factory=dict)
     cold: bool | None = None  # data out of cache; None: decided by COLD_MIN_ELEMENTS
     probe: Timing | None = None  # the bandwidth probe timed alongside (out-of-cache cases)
+    divider: Timing | None = None  # the divider probe timed alongside (square roots, divisions)
+    divider_work: int = 0  # elements of work per divider probe call
 
     def __post_init__(self) -> None:
         if self.cold is None:
@@ -924,6 +1001,14 @@ class Case:
         """Bandwidth fusedoptim achieves, counting the bytes the update must move."""
         mine = self.ns_per_element("fusedoptim")
         return None if mine is None else self.bytes_per_element / mine
+
+    @property
+    def divider_ns(self) -> float | None:
+        """ns per element of the case's square roots and divisions at the rate the divider
+        probe timed alongside measured (its median), or None where it did not run."""
+        if self.divider is None or not self.divider_work:
+            return None
+        return self.divider.median / self.divider_work * 1e9
 
     @property
     def probe_gbs(self) -> float | None:
@@ -947,6 +1032,9 @@ class Report:
     others: float | None = None  # cores other processes used on average during the run
     notes: list[str] = field(default_factory=list)
     bandwidth_runs: list[Bandwidth] = field(default_factory=list)  # every probe, in run order
+    # The fastest divider rate per (threads, dtype, square roots, divisions), and every one.
+    divider: dict[tuple[int, str, int, int], DividerRate] = field(default_factory=dict)
+    divider_runs: list[DividerRate] = field(default_factory=list)
 
     def case_bandwidth(self, case: Case) -> float | None:
         """The bandwidth a case is held to: its own probe's, measured alongside it (out of
@@ -956,14 +1044,43 @@ class Report:
         bandwidth = self.bandwidth.get(case.threads)
         return None if bandwidth is None else bandwidth.in_place_gbs
 
+    def divider_floor(self, case: Case) -> float | None:
+        """ns per element the case's square roots and divisions take: at the rate measured
+        alongside the case, else at the units' fastest rate of the run; None for an optimizer
+        without them (SGD) or when not measured."""
+        if case.divider_ns is not None:
+            return case.divider_ns
+        sqrts, divisions = OPTIMIZERS[case.optimizer].divider_ops
+        rate = self.divider.get((case.threads, case.dtype, sqrts, divisions))
+        return None if rate is None else rate.ns_per_element
+
+    def floors(self, case: Case) -> dict[str, float]:
+        """The least ns per element any implementation of the case's update can take, per limit:
+        ``"bandwidth"`` (out of cache: its bytes moved once at the case's bandwidth) and
+        ``"divider"`` (its correctly rounded square roots and divisions at the units' rate).
+        Each is capped at fusedoptim's own time where fusedoptim ran faster than it."""
+        mine = case.ns_per_element("fusedoptim")
+        result = {}
+        bandwidth = self.case_bandwidth(case)
+        if case.cold and bandwidth is not None:
+            result["bandwidth"] = case.bytes_per_element / max(bandwidth, case.gbs or 0.0)
+        divider = self.divider_floor(case)
+        if divider is not None:
+            result["divider"] = divider if mine is None else min(divider, mine)
+        return result
+
+    def bound_limit(self, case: Case) -> str | None:
+        """Which of :meth:`floors` binds (the slowest), or None where none applies."""
+        floors = self.floors(case)
+        return max(floors, key=floors.__getitem__) if floors else None
+
     def speedup_bound(self, case: Case, contender: str) -> float | None:
-        """The largest speed-up over ``contender`` that moving the update's bytes once at the
-        measured bandwidth allows, for an out-of-cache case (None in cache). The bandwidth is
-        the case's, or fusedoptim's own rate where its update moved its bytes faster."""
-        theirs, bandwidth = case.ns_per_element(contender), self.case_bandwidth(case)
-        if theirs is None or not case.cold or bandwidth is None:
+        """The largest speed-up over ``contender`` that the case's :meth:`floors` allow: its
+        time over the slowest floor. None where no floor applies (SGD in cache)."""
+        theirs, floors = case.ns_per_element(contender), self.floors(case)
+        if theirs is None or not floors:
             return None
-        return theirs / (case.bytes_per_element / max(bandwidth, case.gbs or 0.0))
+        return theirs / max(floors.values())
 
     def bandwidth_fraction(self, case: Case) -> float | None:
         gbs, bandwidth = case.gbs, self.case_bandwidth(case)
@@ -981,6 +1098,8 @@ class Report:
 # The contender name of the bandwidth probe timed alongside the out-of-cache cases.
 PROBE = "bandwidth"
 PROBE_SCALAR = 1e-9  # a += PROBE_SCALAR * b barely changes the probe's arrays
+# The contender name of the divider probe timed alongside cases with square roots and divisions.
+DIVIDER = "divider"
 
 
 def probe_stepper(copies: Sequence[ProblemCopy]) -> Stepper:
@@ -1002,13 +1121,16 @@ def _measure(
     torch: ModuleType | None,
     probe_copies: int = 0,
     budget: RetryBudget | None = None,
+    divider_threads: int = 0,
 ) -> dict[str, Timing]:
     """Time the contenders on one case, each on its own copies of the same data.
 
     NumPy, the slowest by far, is timed first on its own; then torch and fusedoptim are timed
     interleaved (:func:`time_interleaved`), with the bandwidth probe (``pools[PROBE]``, on
-    ``probe_copies`` copies) as a third contender when ``probe_copies`` is set. Measured again,
-    from the same data, while other processes disturb them (within ``budget``).
+    ``probe_copies`` copies) as another contender when ``probe_copies`` is set, and the divider
+    probe (:func:`divider_stepper`, the configuration's square roots and divisions on
+    ``divider_threads`` threads) when ``divider_threads`` is set. Measured again, from the same
+    data, while other processes disturb them (within ``budget``).
     """
     budget = RetryBudget(settings.retry_seconds) if budget is None else budget
     started = time.perf_counter()
@@ -1023,8 +1145,11 @@ def _measure(
             with budget.charge(attempt):
                 if attempt:
                     wait_for_quiet(patience=budget.patience())
-                measured = _measure_group(group, config, pools, count, settings, torch,
-                                          probe_copies if group is side_by_side else 0)  # fmt: skip
+                measured = _measure_group(
+                    group, config, pools, count, settings, torch,
+                    probe_copies if group is side_by_side else 0,
+                    divider_threads if group is side_by_side else 0,
+                )  # fmt: skip
             attempt += 1
             disturbed = any(timing.disturbed for timing in measured.values())
             if not disturbed or not budget.allows(attempt, settings):
@@ -1046,6 +1171,7 @@ def _measure_group(
     settings: Settings,
     torch: ModuleType | None,
     probe_copies: int,
+    divider_threads: int = 0,
 ) -> dict[str, Timing]:
     """One measurement of ``group``'s contenders (interleaved), from freshly reset copies."""
     steps = {
@@ -1056,6 +1182,10 @@ def _measure_group(
     if probe_copies:
         steps[PROBE] = probe_stepper(pools[PROBE].copies(probe_copies, 0))
         copies[PROBE] = probe_copies
+    if divider_threads and config.divider_ops != (0, 0):
+        dtype = next(iter(pools.values())).dtype
+        steps[DIVIDER] = divider_stepper(divider_threads, dtype, config.divider_ops)
+        copies[DIVIDER] = 1
     # The warm-up step creates torch's and fusedoptim's state on each copy. NumPy's state is
     # the copies' own, zeroed by the reset: its first copy's step takes the first-call costs,
     # and the others need one only where a first step takes another path than later ones.
@@ -1189,10 +1319,23 @@ def run(
     progress = _Progress(total, progress_stream if progress_stream is not None else sys.stderr)
     budget = RetryBudget(settings.retry_seconds)
     numpy_timings: dict[tuple[str, Layout, str], Timing] = {}
+    divider_ops = sorted({config.divider_ops for config in configs} - {(0, 0)})
+
+    def measure_dividers(threads: int) -> None:
+        """Every divider rate the cases need, kept as the fastest seen so far."""
+        for dtype in settings.dtypes:
+            for sqrts, divisions in divider_ops:
+                rate = measure_divider(threads, dtype, sqrts, divisions)
+                report.divider_runs.append(rate)
+                best = report.divider.get(rate.key)
+                if best is None or rate.ns_per_element < best.ns_per_element:
+                    report.divider[rate.key] = rate
+
     try:
         for threads in settings.threads:
             report.bandwidth_runs.append(_measure_bandwidth(threads, cache_bytes, settings, budget))
             report.bandwidth[threads] = report.bandwidth_runs[-1]
+            measure_dividers(threads)
             progress.update(f"bandwidth, {threads} thread(s)")
             with thread_count(threads, torch):
                 for dtype in settings.dtypes:
@@ -1225,11 +1368,23 @@ def run(
                                 for name in settings.contenders
                                 if name != "numpy" or key not in numpy_timings
                             ]
+                            # In cache the square roots and divisions can be the limit: their
+                            # probe runs alongside. Out of cache the bandwidth binds first (here
+                            # by 2x); the run's fastest divider rate still counts there.
+                            divider_threads = (
+                                threads if "fusedoptim" in settings.contenders and not cold else 0
+                            )
                             timings = _measure(contenders, config, pools, count, settings,
-                                               torch, probe_copies, budget)  # fmt: skip
+                                               torch, probe_copies, budget,
+                                               divider_threads)  # fmt: skip
                             if "numpy" in timings:
                                 numpy_timings[key] = timings["numpy"]
                             case.probe = timings.get(PROBE)
+                            case.divider = timings.get(DIVIDER)
+                            if case.divider is not None:
+                                case.divider_work = (
+                                    DIVIDER_ELEMENTS_PER_THREAD * threads * DIVIDER_REPEATS
+                                )
                             for contender in settings.contenders:
                                 case.timings[contender] = timings.get(
                                     contender, numpy_timings.get(key)
@@ -1244,6 +1399,7 @@ def run(
             report.bandwidth[threads] = _best_bandwidth(
                 [run for run in report.bandwidth_runs if run.threads == threads]
             )
+            measure_dividers(threads)
             progress.update(f"bandwidth again, {threads} thread(s)")
     finally:
         progress.close()
@@ -1264,9 +1420,11 @@ NO_FUSED_TORCH_OPTIMIZERS = ("rmsprop", "rmsprop_centered", "rmsprop_momentum", 
 class TargetResult:
     """One target: met when every measured case passes; ``cases`` lists (label, value, passed).
 
-    ``bounds`` holds, for out-of-cache cases of a speed-up target, the largest speed-up that
-    moving the update's bytes once at the measured bandwidth allows: the other contender's time
-    over bytes/bandwidth. A bound below the threshold shows the target cannot be met here.
+    ``bounds`` holds, for the cases of a speed-up target that a limit applies to, the largest
+    speed-up the measured limits allow (:meth:`Report.speedup_bound`): out of cache, moving the
+    update's bytes once at the measured bandwidth; in and out of cache, its square roots and
+    divisions at the units' measured rate. ``limits`` says which one binds. A bound below the
+    threshold shows the target cannot be met here.
     """
 
     description: str
@@ -1274,6 +1432,8 @@ class TargetResult:
     unit: str
     cases: list[tuple[str, float, bool]]
     bounds: dict[str, float] = field(default_factory=dict)
+    # Which limit sets each bound: "bandwidth" or "divider" (see Report.floors).
+    limits: dict[str, str] = field(default_factory=dict)
     # For a ratio of two cases' times, each case's value before correcting for the machine's
     # speed (their probes' bandwidths) at the two moments.
     uncorrected: dict[str, float] = field(default_factory=dict)
@@ -1295,8 +1455,9 @@ class TargetResult:
 def evaluate_targets(report: Report) -> list[TargetResult]:
     """The issue's targets, each checked over the cases of ``report`` it applies to.
 
-    Speed-up targets also state, for out-of-cache cases, the largest speed-up the measured
-    bandwidth allows (see :class:`TargetResult`), which shows when one cannot be met.
+    Speed-up targets also state the largest speed-up the measured bandwidth (out of cache) and
+    square-root/division rate allow (see :class:`TargetResult`), which shows when one cannot be
+    met.
     """
     threads = max(report.settings.threads)
     one_10m, one_1m, many = Layout(1, 10**7), Layout(1, 10**6), Layout(500, 2000)
@@ -1315,13 +1476,16 @@ def evaluate_targets(report: Report) -> list[TargetResult]:
                 result.append((f"{case.optimizer} {case.layout.id}", value, value >= threshold))
         return result
 
+    limits: dict[str, str] = {}
+
     def bounds(found: list[Case], contender: str = "torch") -> dict[str, float]:
-        """:meth:`Report.speedup_bound` per out-of-cache case."""
+        """:meth:`Report.speedup_bound` per case a limit applies to (its limit in ``limits``)."""
         result = {}
         for case in found:
-            bound = report.speedup_bound(case, contender)
-            if bound is not None:
+            bound, limit = report.speedup_bound(case, contender), report.bound_limit(case)
+            if bound is not None and limit is not None:
                 result[f"{case.optimizer} {case.layout.id}"] = bound
+                limits[f"{case.optimizer} {case.layout.id}"] = limit
         return result
 
     names = list(report.settings.optimizers)
@@ -1404,6 +1568,8 @@ def evaluate_targets(report: Report) -> list[TargetResult]:
             speedups(every, "torch", 5), bounds=bounds(every),
         )
     )  # fmt: skip
+    for target in targets:
+        target.limits = {label: limits[label] for label in target.bounds}
     return targets
 
 
@@ -1491,6 +1657,24 @@ def format_table(report: Report) -> str:
             f"{bandwidth.triad_gbs:.1f} GB/s triad (a = b + s*c, counted as 4 arrays: its store "
             "reads the line first)"
         )
+    for threads in sorted({key[0] for key in report.divider}):
+        for dtype in report.settings.dtypes:
+            rates = [
+                rate for key, rate in sorted(report.divider.items())
+                if key[0] == threads and key[1] == dtype
+            ]  # fmt: skip
+            if rates:
+                each = ", ".join(
+                    f"{DIVIDER_OPS_NAMES.get((r.square_roots, r.divisions), '?')} "
+                    f"{r.ns_per_element:.3g}"
+                    for r in rates
+                )
+                out.append(
+                    f"sqrt/div units, {threads} thread{'s' if threads > 1 else ''}, {dtype}: "
+                    f"{each} ns/el (the fastest sample before and after the cases: the least "
+                    "time of any update with those correctly rounded operations; a case with "
+                    "them is held to the rate measured alongside it, in the JSON file)"
+                )
     out += [
         "ns/el: median time per step / elements. vs X: X's time / fusedoptim's. GB/s: bytes the "
         "update must move (e.g. Adam float32 28 B/element) / fusedoptim's time.",
@@ -1545,8 +1729,19 @@ def format_table(report: Report) -> str:
     return "\n".join(out)
 
 
+DIVIDER_OPS_NAMES = {
+    (1, 1): "sqrt+div (AdaGrad, RMSprop)",
+    (2, 1): "2 sqrt+div (AdaDelta)",
+    (1, 2): "sqrt+2 div (Adam)",
+    (2, 2): "2 sqrt+2 div",
+}
+
+
 def _disturbed(others: float | None) -> bool:
     return others is not None and others > DISTURBED_CORE_SHARE
+
+
+LIMIT_NAMES = {"bandwidth": "bandwidth", "divider": "sqrt/div units"}
 
 
 def format_targets(targets: Sequence[TargetResult], threads: int) -> str:
@@ -1568,7 +1763,11 @@ def format_targets(targets: Sequence[TargetResult], threads: int) -> str:
             for label, value, ok in target.cases:
                 if not ok:
                     bound = target.bounds.get(label)
-                    limit = f" (bandwidth allows <= {bound:.2f}x)" if bound is not None else ""
+                    limit = ""
+                    if bound is not None:
+                        name = target.limits.get(label, "bandwidth")
+                        verb = "allows" if name == "bandwidth" else "allow"
+                        limit = f" ({LIMIT_NAMES[name]} {verb} <= {bound:.2f}x)"
                     failing.append(f"{label} {value:.2f}{unit}{limit}")
             if failing:
                 line += f"; failing: {', '.join(failing)}"
@@ -1597,6 +1796,8 @@ def report_json(report: Report, targets: Sequence[TargetResult]) -> dict[str, An
         },
         "bandwidth": [asdict(bandwidth) for bandwidth in report.bandwidth.values()],
         "bandwidth_runs": [asdict(bandwidth) for bandwidth in report.bandwidth_runs],
+        "divider": [asdict(rate) for rate in report.divider.values()],
+        "divider_runs": [asdict(rate) for rate in report.divider_runs],
         "cases": [
             {
                 "optimizer": case.optimizer,
@@ -1620,6 +1821,8 @@ def report_json(report: Report, targets: Sequence[TargetResult]) -> dict[str, An
                     for name in case.timings
                     if name != "fusedoptim"
                 },
+                "divider_floor_ns": report.divider_floor(case),
+                "bound_limit": report.bound_limit(case),
                 "bandwidth_fraction": report.bandwidth_fraction(case),
                 "bandwidth_fraction_of_run_best": (
                     None
@@ -1628,6 +1831,8 @@ def report_json(report: Report, targets: Sequence[TargetResult]) -> dict[str, An
                 ),
                 "timings": {name: asdict(timing) for name, timing in case.timings.items()},
                 "probe": None if case.probe is None else asdict(case.probe),
+                "divider_probe": None if case.divider is None else asdict(case.divider),
+                "divider_probe_work": case.divider_work,
             }
             for case in report.cases
         ],
@@ -1640,7 +1845,8 @@ def report_json(report: Report, targets: Sequence[TargetResult]) -> dict[str, An
                     {"case": label, "value": value, "passed": ok}
                     for label, value, ok in target.cases
                 ],
-                "bandwidth_bounds": target.bounds,
+                "bounds": target.bounds,
+                "bound_limits": target.limits,
                 "uncorrected": target.uncorrected,
             }
             for target in targets
@@ -1650,6 +1856,7 @@ def report_json(report: Report, targets: Sequence[TargetResult]) -> dict[str, An
 
 PLOT_COLORS = {"numpy": "tab:orange", "torch": "tab:blue", "fusedoptim": "tab:green"}
 MANY_MARKERS = ("s", "^", "D", "v", "P")
+DIVIDER_COLOR = "tab:purple"
 
 
 def write_plot(report: Report, path: str | os.PathLike[str]) -> None:
@@ -1657,8 +1864,9 @@ def write_plot(report: Report, path: str | os.PathLike[str]) -> None:
 
     One-tensor sizes are lines, many-tensor layouts unconnected markers at their total size; the
     shaded sizes run out of cache, where the dashed line is the bandwidth limit, bytes/element
-    over the measured in-place bandwidth. Uses :class:`matplotlib.figure.Figure` directly, so no
-    pyplot state or backend is touched.
+    over the measured in-place bandwidth. The dotted line, for optimizers with square roots and
+    divisions, is the time those take at the units' fastest measured rate, a limit at every size.
+    Uses :class:`matplotlib.figure.Figure` directly, so no pyplot state or backend is touched.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -1719,12 +1927,20 @@ def write_plot(report: Report, path: str | os.PathLike[str]) -> None:
                     style if style != "-" else "--", color="black", linewidth=1,
                     label=f"bandwidth limit{suffix} ({bandwidth.in_place_gbs:.0f} GB/s)",
                 )  # fmt: skip
+            rate = report.divider.get((threads, dtype, *OPTIMIZERS[name].divider_ops))
+            if rate is not None and sizes:
+                axes.plot(
+                    [min(sizes), max(sizes)], [rate.ns_per_element] * 2, ":",
+                    color=DIVIDER_COLOR, linewidth=1.2,
+                )  # fmt: skip
         if sizes and max(sizes) >= cold_from:
             axes.axvspan(
                 max(cold_from / 1.5, min(sizes) / 1.5), max(sizes) * 1.5, color="gray",
                 alpha=0.1, linewidth=0, label="out of cache",
             )  # fmt: skip
         if index == 0:
+            if report.divider:
+                axes.plot([], [], ":", color=DIVIDER_COLOR, label="sqrt/div units limit")
             for layout_index, layout in enumerate(many_layouts):
                 axes.plot(
                     [], [], linestyle="none", marker=MANY_MARKERS[layout_index % len(MANY_MARKERS)],

@@ -73,6 +73,8 @@ template <class T>
 using MapFn = void (*)(T* x, std::int64_t n, double a, double b);
 template <class T>
 using TriadFn = void (*)(T* a, const T* b, const T* c, double s, std::int64_t n);
+template <class T>
+using DividerFn = void (*)(T* a, const T* b, double divisor, std::int64_t n);
 
 enum class NormKind : int { Two = 0, One = 1, Inf = 2, General = 3 };
 enum class MapKind : int { Scale = 0, Clamp = 1 };
@@ -93,6 +95,7 @@ struct KernelTable {
   MapFn<T> map[2];      // indexed by MapKind
   TriadFn<T> triad;     // a = b + s * c
   TriadFn<T> axpy;      // a = a + s * b (c unused)
+  DividerFn<T> divider[2][2];  // [square roots - 1][divisions - 1] per element
 };
 
 // Each kernel object (compiled for one instruction set) fills both tables.

@@ -1,0 +1,101 @@
+"""The compiled probes behind fusedoptim-bench's limits: the STREAM-style bandwidth probes and the
+square-root/division units' probe. They must compute what they say (so the time measured is the
+work counted) and refuse bad input like the kernels do."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fusedoptim
+from fusedoptim import _core
+
+DTYPES = [np.float32, np.float64]
+# Around the vector width and the kernels' per-thread share (2**14), so that tails and the
+# split between two threads are both exercised.
+SIZES = [0, 1, 7, 2**15 + 3]
+
+
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def threads(request: pytest.FixtureRequest) -> object:
+    before = fusedoptim.get_num_threads()
+    fusedoptim.set_num_threads(request.param)
+    yield request.param
+    fusedoptim.set_num_threads(before)
+
+
+def _inputs(n: int, dtype: type) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(n)
+    return rng.uniform(1.0, 2.0, n).astype(dtype), rng.uniform(1.0, 2.0, n).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize(("square_roots", "divisions"), [(1, 1), (2, 1), (1, 2), (2, 2)])
+def test_divider_probe_computes_its_operations(
+    threads: int, dtype: type, n: int, square_roots: int, divisions: int
+) -> None:
+    """a <- b / sqrt(a) (b's root too with 2 square roots, and the root divided by 1 with 2
+    divisions), repeated: bit for bit NumPy's correctly rounded operations in the same order."""
+    a, b = _inputs(n, dtype)
+    expected = a.copy()
+    for _ in range(3):
+        root = np.sqrt(expected)
+        numerator = np.sqrt(b) if square_roots == 2 else b
+        denominator = root / dtype(1.0) if divisions == 2 else root
+        expected = numerator / denominator
+    b_before = b.copy()
+    _core.divider_probe(a, b, square_roots, divisions, 3)
+    np.testing.assert_array_equal(a, expected)
+    np.testing.assert_array_equal(b, b_before)
+    # It stays between 1/sqrt(2) and 2: no subnormal, infinity or NaN however long it runs.
+    if n:
+        assert a.min() > 0.7 and a.max() < 2.0
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        (lambda a, b: (a, b, 3, 1, 1), ValueError, "must each be 1 or 2, got 3 and 1"),
+        (lambda a, b: (a, b, 1, 0, 1), ValueError, "must each be 1 or 2, got 1 and 0"),
+        (lambda a, b: (a, b, 1, 1, 0), ValueError, "repeats must be at least 1, got 0"),
+        (lambda a, b: (a, b.astype(np.float64), 1, 1, 1), TypeError, "dtype float64"),
+        (lambda a, b: (a, b[:-1], 1, 1, 1), ValueError, "shape"),
+        (lambda a, b: (a, a, 1, 1, 1), ValueError, "shares memory"),
+        (lambda a, b: (a, b[::-1], 1, 1, 1), ValueError, "contiguous"),
+        (lambda a, b: (a.tolist(), b, 1, 1, 1), TypeError, "numpy.ndarray"),
+        (lambda a, b: (a.astype(np.int32), b.astype(np.int32), 1, 1, 1), TypeError, "float32"),
+    ],
+    ids=["square-roots", "divisions", "repeats", "dtype", "shape", "alias", "strided", "list",
+         "int"],
+)  # fmt: skip
+def test_divider_probe_refuses_bad_input_and_changes_nothing(
+    change: object, error: type[Exception], message: str
+) -> None:
+    a, b = _inputs(16, np.float32)
+    before = a.copy(), b.copy()
+    args = change(a, b)  # type: ignore[operator]
+    with pytest.raises(error, match=message):
+        _core.divider_probe(*args)
+    np.testing.assert_array_equal(a, before[0])
+    np.testing.assert_array_equal(b, before[1])
+
+
+def test_divider_probe_refuses_a_read_only_output() -> None:
+    a, b = _inputs(16, np.float32)
+    a.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable|read-only"):
+        _core.divider_probe(a, b, 1, 1, 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", SIZES)
+def test_stream_probes_compute_axpy_and_triad(threads: int, dtype: type, n: int) -> None:
+    a, b = _inputs(n, dtype)
+    c = np.random.default_rng(1).uniform(1.0, 2.0, n).astype(dtype)
+    scalar = 0.5  # exact in both dtypes: the expected values round like the probe's
+    expected = a + dtype(scalar) * b
+    _core.stream_axpy(a, b, scalar)
+    np.testing.assert_array_equal(a, expected)
+    _core.stream_triad(a, b, c, scalar)
+    np.testing.assert_array_equal(a, b + dtype(scalar) * c)
