@@ -50,6 +50,15 @@ def percent(value: float) -> str:
     return f"{100 * value:.0f}"
 
 
+def limit(found: Sequence[Case]) -> str:
+    """What sets the cases' bounds: the bandwidth, the square-root/division units (with their
+    floor's min / median / max in ns/element), or both in different runs."""
+    names = sorted({case.get("bound_limit") or "bandwidth" for case in found})
+    text = ", ".join("sqrt/div" if name == "divider" else name for name in names)
+    floors = [case["divider_floor_ns"] for case in found if case.get("bound_limit") == "divider"]
+    return text + (f" ({spread(floors)} ns/el)" if floors else "")
+
+
 def bound(case: Case, contender: str) -> float | None:
     """The bench's ``speedup_bound`` (recomputed for JSON files written before it existed)."""
     if "speedup_bound" in case:
@@ -187,11 +196,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             rows.append([
                 LABELS[name], layout + mark, spread(ns(found, "fusedoptim")),
                 spread(ns(found, "torch")), spread(up(found, "torch")),
-                spread([bound(case, "torch") for case in found]),
+                spread([bound(case, "torch") for case in found]), limit(found),
                 met([value >= 5 for value in up(found, "torch")]),
             ])  # fmt: skip
     print(table(["optimizer", "layout", "fusedoptim ns/el", "torch ns/el", "vs torch (>= 5x)",
-                 "bound", "met"], rows))  # fmt: skip
+                 "bound", "set by", "met"], rows))  # fmt: skip
 
     print("\n**Runs**\n")
     for path, run in zip(args.runs, runs):
