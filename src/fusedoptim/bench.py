@@ -1678,9 +1678,11 @@ def format_table(report: Report) -> str:
     out += [
         "ns/el: median time per step / elements. vs X: X's time / fusedoptim's. GB/s: bytes the "
         "update must move (e.g. Adam float32 28 B/element) / fusedoptim's time.",
-        "Timing: numpy first, then torch, fusedoptim and (out of cache) the bandwidth probe "
-        "interleaved, so that they share the machine's drift; an out-of-cache case's '% of bw' is "
-        "against that probe (a += s*b on one array of the case's size, GB/s in the JSON file).",
+        "Timing: numpy first, then torch, fusedoptim and a probe interleaved, so that they share "
+        "the machine's drift: out of cache the bandwidth probe (a += s*b on one array of the "
+        "case's size), against which the case's '% of bw' and bounds are taken; in cache, for "
+        "optimizers with square roots and divisions, the sqrt/div probe, which sets their bounds "
+        "there (both in the JSON file).",
         (
             f"Cases of >= {report.settings.cold_threshold:,} elements cycle through copies of the "
             f"data larger than the {report.machine['last_level_cache_bytes'] / 2**20:.0f} MiB "
