@@ -518,6 +518,8 @@ class Plan {
       tensors_.push_back(tensor);
     }
     written_ = overlaps.check(check_);
+    written_ends_.reserve(written_.size());
+    for (const auto& range : written_) written_ends_.push_back(range.end);
   }
 
   std::size_t size() const { return tensors_.size(); }
@@ -538,6 +540,7 @@ class Plan {
     Launch launch;
     launch.type_num = type_num_;
     launch.reserve(n);
+    std::size_t finger = 0;  // see check_gradient_overlap
     for (std::size_t i = 0; i < n; ++i) {
       const py::handle g = grads[i];
       if (g.is_none()) continue;
@@ -556,7 +559,7 @@ class Plan {
       } else {
         grad = span_of(check_.check("grads", i, g, false, &arrays_[i], type_num_));
       }
-      check_gradient_overlap(i, grad);
+      check_gradient_overlap(i, grad, finger);
       std::array<char*, 2 + kMaxStates> pointers{tensor.param, const_cast<char*>(grad.begin)};
       for (int s = 0; s < kMaxStates; ++s) {
         if (!uses[s]) continue;
@@ -607,14 +610,49 @@ class Plan {
   }
 
   // A gradient must not overlap any array the update writes. The written ranges are sorted and
-  // disjoint, so the only candidate is the first one that ends after the gradient begins.
-  void check_gradient_overlap(std::size_t i, const Span& grad) const {
+  // disjoint, so the only candidate is the first one that ends after the gradient begins. Their
+  // ends are searched in a compact copy, from `finger`, where the previous gradient's search
+  // ended: gradients usually lie next to their parameters, in the same order, so the search reads
+  // a few neighbouring entries instead of a binary search's scattered ones (out of cache, over
+  // hundreds of tensors, those scattered reads cost 5% of an SGD step).
+  void check_gradient_overlap(std::size_t i, const Span& grad, std::size_t& finger) const {
     if (grad.begin == grad.end) return;
-    const auto it = std::lower_bound(written_.begin(), written_.end(), grad.begin,
-                                     [](const OverlapChecker::Range& r, const char* p) { return r.end <= p; });
-    if (it != written_.end() && it->begin < grad.end)
-      check_.value_error("grads[" + std::to_string(i) + "] shares memory with " + it->list + "[" +
-                         std::to_string(it->index) + "]; a gradient must not overlap any array the update writes");
+    const std::size_t k = first_ending_after(grad.begin, finger);
+    if (k < written_.size() && written_[k].begin < grad.end)
+      check_.value_error("grads[" + std::to_string(i) + "] shares memory with " + written_[k].list + "[" +
+                         std::to_string(written_[k].index) + "]; a gradient must not overlap any array the update writes");
+  }
+
+  // The index of the first written range that ends after p (written_.size() if none): a galloping
+  // search from `finger` over the sorted ends, which leaves `finger` at the answer.
+  std::size_t first_ending_after(const char* p, std::size_t& finger) const {
+    const std::size_t n = written_ends_.size();
+    const std::size_t at = std::min(finger, n);
+    std::size_t lo = 0, hi = n;  // the answer lies in [lo, hi]
+    if (at < n && !(p < written_ends_[at])) {  // it lies right of `at`
+      lo = at + 1;
+      for (std::size_t step = 1;; step *= 2) {
+        if (at + step >= n) break;
+        if (p < written_ends_[at + step]) {
+          hi = at + step;
+          break;
+        }
+        lo = at + step + 1;
+      }
+    } else {  // at `at` or left of it
+      hi = at;
+      for (std::size_t step = 1;; step *= 2) {
+        if (step > at) break;
+        if (!(p < written_ends_[at - step])) {
+          lo = at - step + 1;
+          break;
+        }
+        hi = at - step;
+      }
+    }
+    finger = static_cast<std::size_t>(std::upper_bound(written_ends_.begin() + lo, written_ends_.begin() + hi, p) -
+                                      written_ends_.begin());
+    return finger;
   }
 
   const char* algorithm_;
@@ -626,6 +664,7 @@ class Plan {
   std::vector<py::array> arrays_;
   std::vector<Tensor> tensors_;
   std::vector<OverlapChecker::Range> written_;
+  std::vector<const char*> written_ends_;  // written_[k].end, for check_gradient_overlap
   int type_num_ = -1;
   bool gradient_addresses_ = false;  // integers are addresses (fusedoptim.torch), else refused
 };

@@ -58,6 +58,66 @@ def test_gradient_overlapping_a_written_array_is_refused_and_changes_nothing(kin
     assert not steps.any()
 
 
+Written = list[tuple[str, int, np.ndarray]]
+
+
+def _first_overlap(grads: list[np.ndarray], written: Written) -> str | None:
+    """Brute force: the first gradient overlapping a written array (the one at the lowest
+    address, when it overlaps several), as the error names it."""
+    written = sorted(written, key=lambda item: item[2].ctypes.data)
+    for i, grad in enumerate(grads):
+        g0, g1 = grad.ctypes.data, grad.ctypes.data + grad.nbytes
+        for name, j, array in written:
+            a0, a1 = array.ctypes.data, array.ctypes.data + array.nbytes
+            if grad.nbytes and array.nbytes and g0 < a1 and a0 < g1:
+                return rf"grads\[{i}\] shares memory with {name}\[{j}\]"
+    return None
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_gradient_overlap_search_agrees_with_brute_force(seed: int) -> None:
+    """The overlap search gallops from where the previous gradient's search ended. Gradients
+    in any order and anywhere in memory (inside one pool, so that they fall between, before,
+    after and on the written arrays, or across two of them) must be judged as by comparing each
+    with every written array."""
+    rng = np.random.default_rng(seed)
+    count = int(rng.integers(1, 30))
+    sizes = [int(n) for n in rng.integers(0, 40, count)]
+    pool = np.zeros(sum(sizes) * 2 + 4 * count + 64)  # params and sums, with gaps
+    offsets, at = [], 0
+    for n in sizes:  # param then sum, each after a random gap
+        at += int(rng.integers(0, 3))
+        param_at = at
+        at += n + int(rng.integers(0, 3))
+        offsets.append((param_at, at))
+        at += n
+    params = [pool[p : p + n] for (p, _), n in zip(offsets, sizes)]
+    sums = [pool[q : q + n] for (_, q), n in zip(offsets, sizes)]
+    plan = _core.Plan("adagrad", params, [sums])
+    written = [("params", j, a) for j, a in enumerate(params)] + [
+        ("state_sums", j, a) for j, a in enumerate(sums)
+    ]
+    for _ in range(20):
+        grads = []
+        for n in sizes:
+            if rng.random() < 0.8:  # a separate array, most of the time
+                grads.append(np.ones(n))
+            else:  # or a window of the pool, anywhere
+                start = int(rng.integers(0, len(pool) - n + 1))
+                grads.append(pool[start : start + n])
+        expected = _first_overlap(grads, written)
+        steps = np.zeros(count, np.int64)
+        before = pool.tobytes()
+        hyper = dict(lr=1e-2, lr_decay=0.0, weight_decay=0.0, eps=1e-10, maximize=False)
+        if expected is None:
+            plan.adagrad(grads, steps, True, **hyper)
+            assert steps.tolist() == [1] * count
+        else:
+            with pytest.raises(ValueError, match=expected):
+                plan.adagrad(grads, steps, True, **hyper)
+            assert pool.tobytes() == before and not steps.any()
+
+
 def test_plan_refuses_overlapping_parameters_and_state_when_made() -> None:
     memory = np.zeros(10)
     with pytest.raises(ValueError, match=r"exp_avgs\[1\] shares memory with params\[0\]"):
