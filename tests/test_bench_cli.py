@@ -291,6 +291,28 @@ def test_time_steps_sample_count_is_bounded(fake_clock: FakeClock) -> None:
     assert len(brief.samples) == bench.MIN_REPEATS
 
 
+def test_interleaved_contenders_take_at_least_min_samples(fake_clock: FakeClock) -> None:
+    steps = {"a": fake_clock.step, "b": fake_clock.step}
+    timings = bench.time_interleaved(steps, 3, min_time=1e-9, min_samples=15)
+    assert [len(t.samples) for t in timings.values()] == [15, 15]
+
+
+def test_out_of_cache_cases_take_a_floor_of_samples_but_not_numpy(
+    tmp_path: Path, small_machine: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench, "COLD_MIN_ELEMENTS", 1000)
+    monkeypatch.setattr(bench, "COLD_MIN_SAMPLES", 7)
+    path = tmp_path / "floor.json"
+    status = bench.main(["--optimizers", "sgd", "--sizes", "2000", "--min-time", "1e-9",
+                         "--threads", "1", "--retries", "0", "--json", str(path)]
+                        + (["--contenders", "numpy,fusedoptim"]))  # fmt: skip
+    assert status == 0
+    (case,) = json.loads(path.read_text())["cases"]
+    assert len(case["timings"]["fusedoptim"]["samples"]) == 7
+    assert len(case["probe"]["samples"]) == 7
+    assert len(case["timings"]["numpy"]["samples"]) == bench.MIN_REPEATS
+
+
 # --------------------------------------------------------------------------------------------
 # Targets and the table, from a report with chosen numbers.
 

@@ -14,7 +14,8 @@ How the timing is kept honest:
   (layout, dtype); every contender starts from those values with zeroed state.
 * **Warm-up, then the median of several repetitions.** Every copy of the data takes one untimed
   step first (allocating torch's lazy state, faulting pages in, taking step 1's special paths).
-  Repetitions continue until about ``--min-time`` seconds are spent (at least 3), unless
+  Repetitions continue until about ``--min-time`` seconds are spent (at least 3; out of cache,
+  at least 15 for the contenders timed side by side), unless
   ``--repeat`` fixes their number; the report shows the median.
 * **Side by side, interleaved.** The contenders of a case are timed together: each has its own
   copies of the data, and their samples alternate (in an order that rotates every round). A
@@ -228,6 +229,10 @@ DEFAULT_RETRIES = 2
 DEFAULT_RETRY_SECONDS = 3.0
 QUIET_PATIENCE = 10.0  # the longest wait for a quiet moment before a retry
 MIN_REPEATS = 3
+# Out of cache, the interleaved contenders (torch, fusedoptim, the probe) take at least this many
+# samples: at 1e7 elements --min-time allows only 4 to 10, and a few slow moments of the host
+# among so few would move a median (NumPy, timed alone and far slower, keeps MIN_REPEATS).
+COLD_MIN_SAMPLES = 15
 MAX_REPEATS = 200
 # For in-cache cases one timing sample batches calls until it lasts this long, so that timer
 # resolution and the loop's own overhead stay below 1% of a sample.
@@ -749,6 +754,7 @@ def time_interleaved(
     repeat: int | None = None,
     min_time: float = DEFAULT_MIN_TIME,
     warm_up: Mapping[str, int] | None = None,
+    min_samples: int = MIN_REPEATS,
 ) -> dict[str, Timing]:
     """Time several contenders side by side, their samples interleaved.
 
@@ -768,7 +774,7 @@ def time_interleaved(
 
     ``warm_up`` limits the untimed first steps of the contenders it names to that many copies
     (default: every copy), for contenders that create no state and whose first step is like the
-    others.
+    others. Without ``repeat``, each contender takes at least ``min_samples`` samples.
 
     Example:
         >>> from fusedoptim.bench import time_interleaved
@@ -817,7 +823,7 @@ def time_interleaved(
             wanted[name] = (
                 repeat
                 if repeat is not None
-                else min(MAX_REPEATS, max(MIN_REPEATS, math.ceil(min_time / elapsed)))
+                else min(MAX_REPEATS, max(min_samples, math.ceil(min_time / elapsed)))
             )
         rounds = max(wanted.values())
         orders = turn_orders(names)
@@ -1190,7 +1196,9 @@ def _measure_group(
     # the copies' own, zeroed by the reset: its first copy's step takes the first-call costs,
     # and the others need one only where a first step takes another path than later ones.
     warm_up = {"numpy": 1} if not config.first_step_differs else None
-    return time_interleaved(steps, copies, settings.repeat, settings.min_time, warm_up)
+    side_by_side = count > 1 and "numpy" not in group  # out of cache
+    return time_interleaved(steps, copies, settings.repeat, settings.min_time, warm_up,
+                            COLD_MIN_SAMPLES if side_by_side else MIN_REPEATS)  # fmt: skip
 
 
 class RetryBudget:
