@@ -1431,8 +1431,10 @@ class TargetResult:
     ``bounds`` holds, for the cases of a speed-up target that a limit applies to, the largest
     speed-up the measured limits allow (:meth:`Report.speedup_bound`): out of cache, moving the
     update's bytes once at the measured bandwidth; in and out of cache, its square roots and
-    divisions at the units' measured rate. ``limits`` says which one binds. A bound below the
-    threshold shows the target cannot be met here.
+    divisions at the units' measured rate. ``limits`` says which one binds. A bandwidth bound
+    below the threshold shows the target cannot be met here; a divider bound below it, that it
+    cannot be met with the CPU's square-root and division instructions (a division computed on
+    the FMA units instead is not bound by it: see benchmarks/software_division.c).
     """
 
     description: str
