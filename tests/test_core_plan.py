@@ -77,9 +77,10 @@ def _first_overlap(grads: list[np.ndarray], written: Written) -> str | None:
 @pytest.mark.parametrize("seed", range(40))
 def test_gradient_overlap_search_agrees_with_brute_force(seed: int) -> None:
     """The overlap search gallops from where the previous gradient's search ended. Gradients
-    in any order and anywhere in memory (inside one pool, so that they fall between, before,
-    after and on the written arrays, or across two of them) must be judged as by comparing each
-    with every written array."""
+    anywhere in memory (inside one pool, so that they fall between, before, after and on the
+    written arrays, or across two of them), as arrays or as addresses, with the parameters in
+    memory order, reversed or shuffled, must be judged as by comparing each with every written
+    array."""
     rng = np.random.default_rng(seed)
     count = int(rng.integers(1, 30))
     sizes = [int(n) for n in rng.integers(0, 40, count)]
@@ -91,9 +92,13 @@ def test_gradient_overlap_search_agrees_with_brute_force(seed: int) -> None:
         at += n + int(rng.integers(0, 3))
         offsets.append((param_at, at))
         at += n
+    order = [list(range(count)), list(range(count))[::-1], list(rng.permutation(count))][seed % 3]
+    sizes = [sizes[k] for k in order]
+    offsets = [offsets[k] for k in order]
     params = [pool[p : p + n] for (p, _), n in zip(offsets, sizes)]
     sums = [pool[q : q + n] for (_, q), n in zip(offsets, sizes)]
-    plan = _core.Plan("adagrad", params, [sums])
+    by_address = seed % 2 == 1
+    plan = _core.Plan("adagrad", params, [sums], gradient_addresses=by_address)
     written = [("params", j, a) for j, a in enumerate(params)] + [
         ("state_sums", j, a) for j, a in enumerate(sums)
     ]
@@ -106,15 +111,16 @@ def test_gradient_overlap_search_agrees_with_brute_force(seed: int) -> None:
                 start = int(rng.integers(0, len(pool) - n + 1))
                 grads.append(pool[start : start + n])
         expected = _first_overlap(grads, written)
+        passed = [g.ctypes.data if by_address and g.size else g for g in grads]
         steps = np.zeros(count, np.int64)
         before = pool.tobytes()
         hyper = dict(lr=1e-2, lr_decay=0.0, weight_decay=0.0, eps=1e-10, maximize=False)
         if expected is None:
-            plan.adagrad(grads, steps, True, **hyper)
+            plan.adagrad(passed, steps, True, **hyper)
             assert steps.tolist() == [1] * count
         else:
             with pytest.raises(ValueError, match=expected):
-                plan.adagrad(grads, steps, True, **hyper)
+                plan.adagrad(passed, steps, True, **hyper)
             assert pool.tobytes() == before and not steps.any()
 
 

@@ -35,20 +35,24 @@ def _inputs(n: int, dtype: type) -> tuple[np.ndarray, np.ndarray]:
 def test_divider_probe_computes_its_operations(
     threads: int, dtype: type, n: int, square_roots: int, divisions: int
 ) -> None:
-    """a <- b / sqrt(a) (b's root too with 2 square roots, and the root divided by 1 with 2
-    divisions), repeated: bit for bit NumPy's correctly rounded operations in the same order."""
+    """a <- b / sqrt(a) (b's root too with 2 square roots, and the root divided by the divisor
+    first with 2 divisions), repeated: bit for bit NumPy's correctly rounded operations in the
+    same order. The benchmark divides by 1, which a skipped division would match; 3 would not."""
     a, b = _inputs(n, dtype)
     expected = a.copy()
     for _ in range(3):
         root = np.sqrt(expected)
         numerator = np.sqrt(b) if square_roots == 2 else b
-        denominator = root / dtype(1.0) if divisions == 2 else root
+        denominator = root / dtype(3.0) if divisions == 2 else root
         expected = numerator / denominator
     b_before = b.copy()
-    _core.divider_probe(a, b, square_roots, divisions, 3)
+    _core.divider_probe(a, b, square_roots, divisions, 3, 3.0)
     np.testing.assert_array_equal(a, expected)
     np.testing.assert_array_equal(b, b_before)
-    # It stays between 1/sqrt(2) and 2: no subnormal, infinity or NaN however long it runs.
+    # With the benchmark's divisor it stays between 1/sqrt(2) and 2: no subnormal, infinity or
+    # NaN however long it runs.
+    a, b = _inputs(n, dtype)
+    _core.divider_probe(a, b, square_roots, divisions, 50)
     if n:
         assert a.min() > 0.7 and a.max() < 2.0
 

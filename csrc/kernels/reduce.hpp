@@ -102,8 +102,9 @@ void stream_triad(T* FO_RESTRICT a, const T* FO_RESTRICT b, const T* FO_RESTRICT
 // kSqrts square roots and kDivisions divisions, as many as RMSprop and AdaGrad (1, 1), AdaDelta
 // (2, 1) and Adam (1, 2) perform, and no other work the units wait on. Elements are independent,
 // so the loop vectorises like the update kernels and its time is the units' throughput. a stays
-// near 1 when a and b start in [1, 2) and divisor is 1: a <- b / sqrt(a) (or its variants)
-// converges to b^(2/3) (or b^(1/3)), whatever the repeats, never a subnormal, infinity or NaN.
+// near 1 when a and b start in [1, 2) and divisor is 1 (the benchmark's): a <- b / sqrt(a) (or its
+// variants) converges to b^(2/3) (or b^(1/3)), whatever the repeats, never a subnormal, infinity
+// or NaN. Another divisor lets a test tell the second division from none.
 template <class T, int kSqrts, int kDivisions>
 void divider_probe(T* FO_RESTRICT a, const T* FO_RESTRICT b, double divisor, std::int64_t n) {
   const T c = T(divisor);

@@ -1378,7 +1378,7 @@ def run(
                             ]
                             # In cache the square roots and divisions can be the limit: their
                             # probe runs alongside. Out of cache the bandwidth binds first (here
-                            # by 2x); the run's fastest divider rate still counts there.
+                            # by 1.8x or more); the run's fastest divider rate still counts.
                             divider_threads = (
                                 threads if "fusedoptim" in settings.contenders and not cold else 0
                             )
