@@ -138,6 +138,11 @@ static long check_all_divisors(long first, long count) {
                                                      _mm512_castps_si512(_mm512_div_ps(va, vb)));
       differ += 16 - __builtin_popcount(same);
     }
+    if (first >= 0 && (k + 1) % 65536 == 0) {  // progress of a long exhaustive range
+      printf("  dividend significands %ld to %ld: %ld quotients differ so far\n", first,
+             first + k, differ);
+      fflush(stdout);
+    }
   }
   return differ;
 }
