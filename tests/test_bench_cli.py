@@ -304,8 +304,8 @@ def test_out_of_cache_cases_take_a_floor_of_samples_but_not_numpy(
     monkeypatch.setattr(bench, "COLD_MIN_SAMPLES", 7)
     path = tmp_path / "floor.json"
     status = bench.main(["--optimizers", "sgd", "--sizes", "2000", "--min-time", "1e-9",
-                         "--threads", "1", "--retries", "0", "--json", str(path)]
-                        + (["--contenders", "numpy,fusedoptim"]))  # fmt: skip
+                         "--threads", "1", "--retries", "0", "--contenders", "numpy,fusedoptim",
+                         "--json", str(path)])  # fmt: skip
     assert status == 0
     (case,) = json.loads(path.read_text())["cases"]
     assert len(case["timings"]["fusedoptim"]["samples"]) == 7

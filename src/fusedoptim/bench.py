@@ -914,6 +914,12 @@ class DividerRate:
         return (self.threads, self.dtype, self.square_roots, self.divisions)
 
 
+def divider_work(threads: int) -> int:
+    """Elements of work one divider probe call on ``threads`` threads does (its arrays' length
+    times its passes over them)."""
+    return DIVIDER_ELEMENTS_PER_THREAD * threads * DIVIDER_REPEATS
+
+
 def divider_arrays(threads: int, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
     """The divider probe's two arrays: each thread's share fits its core's cache."""
     rng = np.random.default_rng(SEED)
@@ -939,7 +945,6 @@ def measure_divider(threads: int, dtype: str, square_roots: int, divisions: int)
     many correctly rounded square roots and divisions per element runs faster in cache
     (:meth:`Report.floors`). The fastest of the samples: a bound should err on the fast side."""
     a, b = divider_arrays(threads, dtype)
-    elements = a.size
     with thread_count(threads, None):
         _core.divider_probe(a, b, square_roots, divisions, 1)  # starts the thread team
         samples = []
@@ -947,7 +952,7 @@ def measure_divider(threads: int, dtype: str, square_roots: int, divisions: int)
             start = time.perf_counter()
             _core.divider_probe(a, b, square_roots, divisions, DIVIDER_REPEATS)
             samples.append(time.perf_counter() - start)
-    work = elements * DIVIDER_REPEATS
+    work = divider_work(threads)
     return DividerRate(threads, dtype, square_roots, divisions, min(samples) / work * 1e9,
                        samples, work)  # fmt: skip
 
@@ -1189,8 +1194,8 @@ def _measure_group(
         steps[PROBE] = probe_stepper(pools[PROBE].copies(probe_copies, 0))
         copies[PROBE] = probe_copies
     if divider_threads and config.divider_ops != (0, 0):
-        dtype = next(iter(pools.values())).dtype
-        steps[DIVIDER] = divider_stepper(divider_threads, dtype, config.divider_ops)
+        steps[DIVIDER] = divider_stepper(divider_threads, pools[group[0]].dtype,
+                                         config.divider_ops)  # fmt: skip
         copies[DIVIDER] = 1
     # The warm-up step creates torch's and fusedoptim's state on each copy. NumPy's state is
     # the copies' own, zeroed by the reset: its first copy's step takes the first-call costs,
@@ -1390,9 +1395,7 @@ def run(
                             case.probe = timings.get(PROBE)
                             case.divider = timings.get(DIVIDER)
                             if case.divider is not None:
-                                case.divider_work = (
-                                    DIVIDER_ELEMENTS_PER_THREAD * threads * DIVIDER_REPEATS
-                                )
+                                case.divider_work = divider_work(threads)
                             for contender in settings.contenders:
                                 case.timings[contender] = timings.get(
                                     contender, numpy_timings.get(key)
