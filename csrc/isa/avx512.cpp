@@ -4,10 +4,10 @@
 
 #if defined(FUSEDOPTIM_HAVE_X86_VARIANTS)
 #if defined(__clang__)
-#pragma clang attribute push(                                                                  \
-    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx2,fma"),             \
-                   min_vector_width(512))),                                                    \
-    apply_to = function)
+// One attribute per push: Clang 14 rejects a list of two in one __attribute__ here.
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx2,fma"))), \
+                             apply_to = function)
+#pragma clang attribute push(__attribute__((min_vector_width(512))), apply_to = function)
 #else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx2,fma")
@@ -24,6 +24,7 @@ void fusedoptim::fill_tables_avx512(KernelTable<float>& f32, KernelTable<double>
 }
 
 #if defined(__clang__)
+#pragma clang attribute pop
 #pragma clang attribute pop
 #else
 #pragma GCC pop_options
