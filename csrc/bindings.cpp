@@ -75,12 +75,21 @@ class Checker {
     throw py::value_error(std::string(op_) + ": " + what);
   }
 
+  // The index of an argument that is one array, not an item of a list: messages name it alone.
+  static constexpr std::size_t kWhole = static_cast<std::size_t>(-1);
+
+  // "grads[3]" for item 3 of a list, "b" for a single array (i == kWhole).
+  static std::string item(const char* list, std::size_t i) {
+    return i == kWhole ? std::string(list) : std::string(list) + "[" + std::to_string(i) + "]";
+  }
+
   // Checks one array and returns it. `param` is the array it must match (nullptr for a parameter
-  // itself, which must match the dtype of the call instead). The common path reads numpy's structs
-  // directly and builds no strings: it runs for every array of every call.
+  // itself, which must match the dtype of the call instead), named `param_list` in messages. The
+  // common path reads numpy's structs directly and builds no strings: it runs for every array of
+  // every call.
   py::array check(const char* list, std::size_t i, py::handle h, bool writeable,
-                  const py::array* param, int call_type_num) const {
-    auto where = [&] { return std::string(list) + "[" + std::to_string(i) + "]"; };
+                  const py::array* param, int call_type_num, const char* param_list = "params") const {
+    auto where = [&] { return item(list, i); };
     if (!py::isinstance<py::array>(h))
       type_error(where() + " must be a numpy.ndarray of float32 or float64, got " + type_name(h));
     const auto* proxy = py::detail::array_proxy(h.ptr());
@@ -105,11 +114,11 @@ class Checker {
                  "); convert it with arr.astype(arr.dtype.newbyteorder('='))");
     if (param != nullptr) {
       if (!dtype_ok)
-        type_error(where() + " has dtype " + dtype_string(a) + " but params[" + std::to_string(i) +
-                   "] has dtype " + dtype_string(*param));
+        type_error(where() + " has dtype " + dtype_string(a) + " but " + item(param_list, i) + " has dtype " +
+                   dtype_string(*param));
       if (!same_shape(a, *param))
-        value_error(where() + " has shape " + shape_string(a) + " but params[" + std::to_string(i) +
-                    "] has shape " + shape_string(*param));
+        value_error(where() + " has shape " + shape_string(a) + " but " + item(param_list, i) + " has shape " +
+                    shape_string(*param));
     } else if (!dtype_ok) {
       type_error(where() + " has dtype " + dtype_string(a) +
                  " but earlier parameters in this call have another dtype; one call updates tensors "
@@ -132,8 +141,8 @@ class Checker {
         const Span& y = spans[b];
         if (x.begin == x.end || y.begin == y.end) continue;
         if (x.begin < y.end && y.begin < x.end)
-          value_error(std::string(names[b]) + "[" + std::to_string(i) + "] shares memory with " +
-                      names[a] + "[" + std::to_string(i) + "]; each must be a separate array");
+          value_error(item(names[b], i) + " shares memory with " + item(names[a], i) +
+                      "; each must be a separate array");
       }
   }
 
@@ -799,12 +808,13 @@ void run_stream(TriadFn<T> fn, const py::array& a, const py::array& b, const py:
 void stream(const char* op, py::handle a_in, py::handle b_in, py::handle c_in, double s) {
   const Checker check(op);
   const int type_num = py::isinstance<py::array>(a_in) ? py::reinterpret_borrow<py::array>(a_in).dtype().num() : -1;
-  const py::array a = check.check("a", 0, a_in, true, nullptr, type_num);
-  const py::array b = check.check("b", 0, b_in, false, &a, type_num);
+  constexpr std::size_t kWhole = Checker::kWhole;
+  const py::array a = check.check("a", kWhole, a_in, true, nullptr, type_num);
+  const py::array b = check.check("b", kWhole, b_in, false, &a, type_num, "a");
   py::array c;
-  if (!c_in.is_none()) c = check.check("c", 0, c_in, false, &a, type_num);
+  if (!c_in.is_none()) c = check.check("c", kWhole, c_in, false, &a, type_num, "a");
   const Span empty{nullptr, nullptr};
-  check.check_disjoint(0, {"a", "b", "c", nullptr, nullptr},
+  check.check_disjoint(kWhole, {"a", "b", "c", nullptr, nullptr},
                        {span_of(a), span_of(b), c_in.is_none() ? empty : span_of(c), empty, empty}, 3);
   const bool triad = c_in.is_none() == false;
   if (type_num == py::detail::npy_api::NPY_FLOAT_)
@@ -833,10 +843,12 @@ void divider(py::handle a_in, py::handle b_in, int sqrts, int divisions, std::in
                       std::to_string(divisions));
   if (repeats < 1) check.value_error("repeats must be at least 1, got " + std::to_string(repeats));
   const int type_num = py::isinstance<py::array>(a_in) ? py::reinterpret_borrow<py::array>(a_in).dtype().num() : -1;
-  const py::array a = check.check("a", 0, a_in, true, nullptr, type_num);
-  const py::array b = check.check("b", 0, b_in, false, &a, type_num);
+  constexpr std::size_t kWhole = Checker::kWhole;
+  const py::array a = check.check("a", kWhole, a_in, true, nullptr, type_num);
+  const py::array b = check.check("b", kWhole, b_in, false, &a, type_num, "a");
   const Span empty{nullptr, nullptr};
-  check.check_disjoint(0, {"a", "b", nullptr, nullptr, nullptr}, {span_of(a), span_of(b), empty, empty, empty}, 2);
+  check.check_disjoint(kWhole, {"a", "b", nullptr, nullptr, nullptr}, {span_of(a), span_of(b), empty, empty, empty},
+                       2);
   if (type_num == py::detail::npy_api::NPY_FLOAT_)
     run_divider<float>(kernels<float>().divider[sqrts - 1][divisions - 1], a, b, repeats, divisor);
   else

@@ -63,9 +63,11 @@ def test_divider_probe_computes_its_operations(
         (lambda a, b: (a, b, 3, 1, 1), ValueError, "must each be 1 or 2, got 3 and 1"),
         (lambda a, b: (a, b, 1, 0, 1), ValueError, "must each be 1 or 2, got 1 and 0"),
         (lambda a, b: (a, b, 1, 1, 0), ValueError, "repeats must be at least 1, got 0"),
-        (lambda a, b: (a, b.astype(np.float64), 1, 1, 1), TypeError, "dtype float64"),
-        (lambda a, b: (a, b[:-1], 1, 1, 1), ValueError, "shape"),
-        (lambda a, b: (a, a, 1, 1, 1), ValueError, "shares memory"),
+        (lambda a, b: (a, b.astype(np.float64), 1, 1, 1), TypeError,
+         "b has dtype float64 but a has dtype float32"),
+        (lambda a, b: (a, b[:-1], 1, 1, 1), ValueError,
+         r"b has shape \(15,\) but a has shape \(16,\)"),
+        (lambda a, b: (a, a, 1, 1, 1), ValueError, "b shares memory with a;"),
         (lambda a, b: (a, b[::-1], 1, 1, 1), ValueError, "contiguous"),
         (lambda a, b: (a.tolist(), b, 1, 1, 1), TypeError, "numpy.ndarray"),
         (lambda a, b: (a.astype(np.int32), b.astype(np.int32), 1, 1, 1), TypeError, "float32"),
@@ -103,3 +105,28 @@ def test_stream_probes_compute_axpy_and_triad(threads: int, dtype: type, n: int)
     np.testing.assert_array_equal(a, expected)
     _core.stream_triad(a, b, c, scalar)
     np.testing.assert_array_equal(a, b + dtype(scalar) * c)
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        (lambda a, b, c: (a, b, c.astype(np.float64)), TypeError,
+         "stream_triad: c has dtype float64 but a has dtype float32"),
+        (lambda a, b, c: (a, b[:-1], c), ValueError,
+         r"stream_triad: b has shape \(15,\) but a has shape \(16,\)"),
+        (lambda a, b, c: (a, b, a), ValueError, "stream_triad: c shares memory with a;"),
+        (lambda a, b, c: (a[::2], b[::2], c[::2]), ValueError,
+         "stream_triad: a is not C-contiguous"),
+    ],
+    ids=["dtype", "shape", "alias", "strided"],
+)  # fmt: skip
+def test_stream_probe_refuses_bad_input_and_changes_nothing(
+    args: object, error: type[Exception], message: str
+) -> None:
+    a, b = _inputs(16, np.float32)
+    c = b * 2
+    before = a.copy(), b.copy(), c.copy()
+    with pytest.raises(error, match=message):
+        _core.stream_triad(*args(a, b, c), 2.0)  # type: ignore[operator]
+    for array, saved in zip((a, b, c), before):
+        np.testing.assert_array_equal(array, saved)
