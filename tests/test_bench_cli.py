@@ -489,6 +489,7 @@ def test_run_measures_the_units_each_optimizer_needs(
     assert math.isclose(rates[(1, 2)]["ns_per_element"], fastest)
     cases = {case["optimizer"]: case for case in data["cases"]}
     assert cases["sgd"]["divider_floor_ns"] is None and cases["sgd"]["bound_limit"] is None
+    assert cases["sgd"]["floors_ns"] == {}
     assert cases["sgd"]["divider_probe"] is None
     for name in ("adam", "adadelta"):
         case = cases[name]
@@ -502,6 +503,7 @@ def test_run_measures_the_units_each_optimizer_needs(
         )
         assert case["bound_limit"] == "divider"
         floor = min(case["divider_floor_ns"], case["ns_per_element"]["fusedoptim"])
+        assert case["floors_ns"] == {"divider": pytest.approx(floor)}  # in cache: no bandwidth
         assert case["speedup_bound"]["numpy"] == pytest.approx(
             case["ns_per_element"]["numpy"] / floor
         )
@@ -615,6 +617,7 @@ def test_json_carries_each_out_of_cache_speedup_bound(
     assert status == 0
     (case,) = json.loads(path.read_text())["cases"]
     floor = case["bytes_per_element"] / max(case["probe_gbs"], case["gbs"])
+    assert case["floors_ns"] == {"bandwidth": pytest.approx(floor)}
     assert case["speedup_bound"] == {
         "numpy": pytest.approx(case["ns_per_element"]["numpy"] / floor)
     }

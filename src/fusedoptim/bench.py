@@ -1836,7 +1836,10 @@ def report_json(report: Report, targets: Sequence[TargetResult]) -> dict[str, An
                     for name in case.timings
                     if name != "fusedoptim"
                 },
+                # The units' floor as measured; floors_ns holds the floors the bounds use,
+                # each capped at fusedoptim's own time (see Report.floors).
                 "divider_floor_ns": report.divider_floor(case),
+                "floors_ns": report.floors(case),
                 "bound_limit": report.bound_limit(case),
                 "bandwidth_fraction": report.bandwidth_fraction(case),
                 "bandwidth_fraction_of_run_best": (
