@@ -411,6 +411,12 @@ def snapshot() -> Callable[[Problem], dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
+def every_option_case() -> list[OptimizerCase]:
+    """Every branch of every optimizer (``ALL_CASES``), for tests that loop over them."""
+    return ALL_CASES
+
+
+@pytest.fixture(scope="session")
 def default_case_for() -> Callable[[str], OptimizerCase]:
     """``default_case_for(name)``: one case per optimizer with its stateful branches on."""
     return default_case

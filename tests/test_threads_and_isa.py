@@ -120,7 +120,12 @@ def test_build_info_describes_the_build():
 # Runs every optimizer (the cases are passed in as JSON) on fixed data and saves every parameter
 # and state array. Sizes cover the vector body, short tails and a call large enough to use
 # several threads; a NaN and an Inf in one gradient check that every variant propagates them
-# alike (e.g. the NaN-propagating max of amsgrad).
+# alike (e.g. the NaN-propagating max of amsgrad). Cases marked "special" (every option branch,
+# on smaller sizes) also put, in a 16-aligned block of the last gradient, values whose squares
+# send a square root down each of its paths in the AVX-512 kernels (kernels/sqrt_avx512.hpp):
+# zeros and -0 (square 0: computed in line), 1e-20 and 1e-15 (a subnormal and a normal square
+# below 2^-80: recomputed by the hardware), 1e-12 (just above 2^-80), 1e18 (near the largest
+# float32) and 1e20 (an infinite square).
 CHILD_SCRIPT = r"""
 import json, sys
 import numpy as np
@@ -131,22 +136,27 @@ cases, out_path, forced = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
 isa = fusedoptim.build_info()["isa"]
 if isa != forced:
     sys.exit(f"FUSEDOPTIM_ISA={forced} but build_info() reports isa={isa}")
-sizes = [100_003, 1, 7, 33, 4099]
+special = np.repeat([0.0, 0.0, -0.0, 1e-20, 1e-15, 1e-12, 1e18, 1e20], 16)
 results = {}
-for case in cases:
+for index, case in enumerate(cases):
+    sizes = case.get("sizes", [100_003, 1, 7, 33, 4099])
     for dtype in ("float32", "float64"):
         rng = np.random.default_rng(7)
         params = [rng.standard_normal(n).astype(dtype) for n in sizes]
         states = [[np.zeros(n, dtype) for n in sizes] if used else None for used in case["used"]]
         for step in (1, 2, 3):
             grads = [rng.standard_normal(n).astype(dtype) for n in sizes]
-            if step == 2:
+            if case.get("special"):
+                grads[-1][16 : 16 + special.size] = special * np.sign(grads[-1][16 : 16 + special.size])
+                if step == 2:
+                    grads[-1][16 + special.size + 3] = np.nan
+            elif step == 2:
                 grads[0][[5, 70_001]] = np.nan, np.inf
             options = dict(case["options"])
             if case["takes_step"]:
                 options["step"] = step
             getattr(functional, case["name"])(params, grads, *states, **options)
-        prefix = case["name"] + "-" + dtype
+        prefix = f"{index}-{case['name']}-{dtype}"
         for i, array in enumerate(params):
             results[f"{prefix}-params{i}"] = array
         for s, arrays in enumerate(states):
@@ -168,20 +178,22 @@ def _run_child(isa: str, cases: list[dict[str, Any]], out_path: str) -> subproce
 
 
 @pytest.fixture(scope="module")
-def child_cases(default_case_for) -> list[dict[str, Any]]:
-    """The default case of every optimizer, as JSON-ready dicts for the child script."""
-    cases = []
-    for name in ("sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw"):
-        case = default_case_for(name)
-        cases.append(
-            {
-                "name": case.name,
-                "options": case.options,
-                "used": [case.needs(slot) for slot in case.state_slots],
-                "takes_step": case.takes_step,
-            }
-        )
-    return cases
+def child_cases(default_case_for, every_option_case) -> list[dict[str, Any]]:
+    """The default case of every optimizer on the large sizes, then every option branch of every
+    optimizer with the special values, as JSON-ready dicts for the child script."""
+    names = ("sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw")
+    chosen = [(default_case_for(name), {}) for name in names]
+    chosen += [(case, {"sizes": [20_011, 33, 4099], "special": True}) for case in every_option_case]
+    return [
+        {
+            "name": case.name,
+            "options": case.options,
+            "used": [case.needs(slot) for slot in case.state_slots],
+            "takes_step": case.takes_step,
+            **extra,
+        }
+        for case, extra in chosen
+    ]
 
 
 @pytest.fixture(scope="module")
