@@ -53,8 +53,8 @@ static inline __m512 fma_sqrt(__m512 x) {
   const __m512i bits = _mm512_castps_si512(x);
   const __mmask16 nonzero = _mm512_test_epi32_mask(bits, bits);
   const __mmask16 redo = _mm512_mask_cmpge_epu32_mask(
-      nonzero, _mm512_sub_epi32(bits, _mm512_set1_epi32(0x1b800000)),
-      _mm512_set1_epi32(0x7f800000 - 0x1b800000));
+      nonzero, _mm512_sub_epi32(bits, _mm512_set1_epi32(0x17800000)),
+      _mm512_set1_epi32(0x7f800000 - 0x17800000));
   __m512 s = refine(x, _mm512_maskz_rsqrt14_ps(nonzero, x));
   if (__builtin_expect(redo != 0, 0)) s = _mm512_mask_sqrt_ps(s, redo, x);
   return s;

@@ -4,11 +4,13 @@
 // compiler and with an aarch64 cross compiler (run under qemu), and requires equal digests.
 //
 // Data come from an integer generator and are converted exactly (integers below 2^24 scaled by a
-// power of two), so every build starts from the same bits. Each kernel takes three steps over
-// arrays of 1, 7, 33 and 4099 elements with maximize off and on; gradients hold a zero, a tiny
-// and a huge value, and an infinity and a NaN in the second step. NaNs are canonicalised before
-// hashing: their payloads are not part of the library's promise (x86 and Arm make different
-// default NaNs).
+// power of two), so every build starts from the same bits. Each kernel takes steps 1, 2, 3 and 37
+// (so that the bias corrections' pow is not trivial) over arrays of 1, 7, 33 and 4099 elements
+// with maximize off and on; every 7th gradient element is a zero, -0, a tiny, subnormal or huge
+// value, so vectors mix them with ordinary lanes, and the second step adds an infinity and a
+// NaN. The reductions and maps of gradient clipping are digested too. NaNs are canonicalised
+// before hashing: their payloads are not part of the library's promise (x86 and Arm make
+// different default NaNs).
 //
 //   g++ -O3 -std=c++17 -fno-math-errno -ffp-contract=off -Icsrc/include tests/kernel_digest.cpp
 //       csrc/isa/*.cpp -o /tmp/kernel_digest && /tmp/kernel_digest        (one command)
@@ -42,7 +44,6 @@ struct Digest {
   template <class T>
   void add(const std::vector<T>& values) {
     for (T v : values) {
-      if (v != v) v = T(0.0) / T(0.0) * T(0.0);  // any NaN -> one NaN
       unsigned char bytes[sizeof(T)];
       std::memcpy(bytes, &v, sizeof(T));
       if (v != v) std::memset(bytes, 0xAB, sizeof(T));
@@ -51,6 +52,13 @@ struct Digest {
   }
 };
 
+// Factors for every 7th gradient element: squares that are 0, subnormal, tiny, near 1, huge or
+// infinite in float32, and subnormal in float64.
+constexpr int kSpecialCount = 8;
+template <class T>
+constexpr T kSpecial[kSpecialCount] = {T(0), T(-0.0), T(1e-20), T(1e-15), T(1e-12), T(1),
+                                       T(1e18), T(1e-160)};
+
 template <class T, class Hyper>
 std::uint64_t run(UpdateFn<T, Hyper> fn, const Hyper& hyper, int slots) {
   Digest digest;
@@ -58,16 +66,12 @@ std::uint64_t run(UpdateFn<T, Hyper> fn, const Hyper& hyper, int slots) {
   for (std::int64_t n : {1, 7, 33, 4099}) {
     std::vector<T> p(n), g(n), s0(n, T(0)), s1(n, T(0)), s2(n, T(0));
     for (T& x : p) x = gen.value<T>();
-    for (int step = 1; step <= 3; ++step) {
+    for (int step : {1, 2, 3, 37}) {
       for (T& x : g) x = gen.value<T>();
-      if (n > 11) {
-        g[8] = T(0);
-        g[9] = T(1e-20);
-        g[10] = T(1e20);
-        if (step == 2) {
-          g[3] = T(1.0) / T(0.0);
-          g[5] = T(0.0) / T(0.0);
-        }
+      for (std::int64_t i = 3; i < n; i += 7) g[i] = kSpecial<T>[(i / 7) % kSpecialCount] * g[i];
+      if (n > 11 && step == 2) {
+        g[1] = T(1.0) / T(0.0);
+        g[5] = T(0.0) / T(0.0);
       }
       const TensorPointers<T> t{p.data(), g.data(), slots > 0 ? s0.data() : nullptr,
                                 slots > 1 ? s1.data() : nullptr, slots > 2 ? s2.data() : nullptr};
@@ -121,6 +125,31 @@ void print_table(const char* isa, const char* dtype, const KernelTable<T>& k) {
   }
 }
 
+// The gradient-clipping kernels: each norm (and |x|^p for three p) and the maps, on the data
+// above with specials and on a long array.
+template <class T>
+void print_reductions(const char* isa, const char* dtype, const KernelTable<T>& k) {
+  Generator gen{777};
+  std::vector<T> x(4099);
+  for (T& v : x) v = gen.value<T>();
+  for (std::size_t i = 3; i < x.size(); i += 7) x[i] = kSpecial<T>[(i / 7) % kSpecialCount] * x[i];
+  Digest digest;
+  for (int kind = 0; kind < 4; ++kind)
+    for (double p : {0.5, 2.0, 3.0}) {
+      const double r = k.norm[kind](x.data(), static_cast<std::int64_t>(x.size()), p);
+      digest.add(std::vector<double>{r});
+    }
+  std::vector<T> y = x;
+  k.map[static_cast<int>(MapKind::Scale)](y.data(), static_cast<std::int64_t>(y.size()), 0.37, 0.0);
+  digest.add(y);
+  k.map[static_cast<int>(MapKind::Clamp)](y.data(), static_cast<std::int64_t>(y.size()), -0.5, 0.25);
+  digest.add(y);
+  for (T& v : y) v = v < T(0) ? -v : v;
+  k.map[static_cast<int>(MapKind::Sqrt)](y.data(), static_cast<std::int64_t>(y.size()), 0.0, 0.0);
+  digest.add(y);
+  std::printf("%s %s reductions %016llx\n", isa, dtype, static_cast<unsigned long long>(digest.hash));
+}
+
 template <class Fill>
 void print_isa(const char* isa, Fill fill) {
   KernelTable<float> f32{};
@@ -128,6 +157,8 @@ void print_isa(const char* isa, Fill fill) {
   fill(f32, f64);
   print_table(isa, "float32", f32);
   print_table(isa, "float64", f64);
+  print_reductions(isa, "float32", f32);
+  print_reductions(isa, "float64", f64);
 }
 
 }  // namespace

@@ -69,11 +69,13 @@ def _build(build_dir: Path, **env_changes: str) -> Path:
     if not (ROOT / "setup.py").exists():
         pytest.skip("needs the source checkout")
     env = dict(os.environ, **env_changes)
-    subprocess.run(
+    build = subprocess.run(
         [sys.executable, "setup.py", "-q", "build_ext", "--build-lib", str(build_dir),
          "--build-temp", str(build_dir / "tmp")],
-        cwd=ROOT, env=env, check=True, capture_output=True,
+        cwd=ROOT, env=env, capture_output=True, text=True,
     )  # fmt: skip
+    if build.returncode != 0:
+        pytest.fail(f"the build failed ({env_changes}):\n{build.stderr[-4000:]}")
     (library,) = build_dir.glob("fusedoptim/_core*")
     return library
 

@@ -122,10 +122,10 @@ def test_build_info_describes_the_build():
 # several threads; a NaN and an Inf in one gradient check that every variant propagates them
 # alike (e.g. the NaN-propagating max of amsgrad). Cases marked "special" (every option branch,
 # on smaller sizes) also put, in a 16-aligned block of the last gradient, values whose squares
-# reach the edges of float32: zeros and -0 (square 0), 1e-20 and 1e-15 (a subnormal and a tiny
-# normal square), 1e-12, 1e18 (near the largest float32) and 1e20 (an infinite square). A
-# vectorised path that treats such lanes differently (as a square root computed without the
-# hardware instruction would; see benchmarks/software_sqrt.c) must still give the same bits.
+# span each dtype's range and beyond: +-0, subnormals, and magnitudes up to squares that
+# overflow, shuffled so that every 16-lane vector mixes them. On AVX-512, float32 square roots
+# run on the FMA units (kernels/sqrt_avx512.hpp) and hand zeros, tiny, subnormal, infinite and NaN
+# inputs to the hardware instruction lane by lane; all of it must give the baseline's bits.
 CHILD_SCRIPT = r"""
 import json, sys
 import numpy as np
@@ -136,7 +136,11 @@ cases, out_path, forced = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
 isa = fusedoptim.build_info()["isa"]
 if isa != forced:
     sys.exit(f"FUSEDOPTIM_ISA={forced} but build_info() reports isa={isa}")
-special = np.repeat([0.0, 0.0, -0.0, 1e-20, 1e-15, 1e-12, 1e18, 1e20], 16)
+shuffle = np.random.default_rng(11).permutation
+special = {
+    dtype: shuffle(np.concatenate([[0.0, -0.0], np.logspace(*ends, 126)]))
+    for dtype, ends in (("float32", (-45, 39)), ("float64", (-320, 308)))
+}
 results = {}
 for index, case in enumerate(cases):
     sizes = case.get("sizes", [100_003, 1, 7, 33, 4099])
@@ -147,10 +151,10 @@ for index, case in enumerate(cases):
         for step in (1, 2, 3):
             grads = [rng.standard_normal(n).astype(dtype) for n in sizes]
             if case.get("special"):
-                block = grads[-1][16 : 16 + special.size]
-                block[:] = special * np.sign(block)
+                block = grads[-1][16 : 16 + special[dtype].size]
+                block[:] = special[dtype] * np.sign(block)
                 if step == 2:
-                    grads[-1][16 + special.size + 3] = np.nan
+                    grads[-1][16 + special[dtype].size + 3] = np.nan
             elif step == 2:
                 grads[0][[5, 70_001]] = np.nan, np.inf
             options = dict(case["options"])
