@@ -450,6 +450,11 @@ def test_divider_ops_leave_out_square_roots_on_the_fma_units(sqrt_units: frozens
     assert ops["adadelta"] == ((0, 1) if on_fma else (2, 1))
     assert ops["adam"] == ops["adam_amsgrad"] == ops["adamw"] == ((0, 2) if on_fma else (1, 2))
     assert ops["sgd"] == (0, 0)
+    # A NumPy dtype (as the array pools hold) is the same as its name.
+    assert ops == {
+        name: bench.divider_ops(config, np.dtype("float32"))
+        for name, config in bench.OPTIMIZERS.items()
+    }
     float64 = {
         name: bench.divider_ops(config, "float64") for name, config in bench.OPTIMIZERS.items()
     }
@@ -515,8 +520,19 @@ def test_the_slower_floor_sets_the_bound_and_none_is_below_fusedoptim(
 
 
 def test_run_measures_the_units_each_optimizer_needs(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, small_machine: None
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    small_machine: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    alongside = []  # the operations of each probe timed alongside a case
+    stepper = bench.divider_stepper
+
+    def recording_stepper(threads: int, dtype: object, ops: tuple[int, int]) -> bench.Stepper:
+        alongside.append(ops)
+        return stepper(threads, dtype, ops)
+
+    monkeypatch.setattr(bench, "divider_stepper", recording_stepper)
     path = tmp_path / "divider.json"
     status, out, _ = run_main(
         capsys, "--optimizers", "sgd,adam,adadelta", "--sizes", "1000", "--repeat", "3",
@@ -529,6 +545,7 @@ def test_run_measures_the_units_each_optimizer_needs(
     # takes them on the FMA units); SGD needs none.
     adam_ops = bench.divider_ops(bench.OPTIMIZERS["adam"], "float32")
     assert set(rates) == {adam_ops, bench.divider_ops(bench.OPTIMIZERS["adadelta"], "float32")}
+    assert set(alongside) == set(rates)  # the same operations alongside the cases
     # Measured before and after the cases; the fastest sample of all is kept.
     runs = [r for r in data["divider_runs"] if (r["square_roots"], r["divisions"]) == adam_ops]
     assert len(runs) == 2 and all(len(r["samples"]) == 3 for r in runs)

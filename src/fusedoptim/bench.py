@@ -210,12 +210,12 @@ def sqrt_on_fma_units() -> frozenset[str]:
     return frozenset(_core.build_info()["sqrt_on_fma_units"])
 
 
-def divider_ops(config: OptimizerConfig, dtype: str) -> tuple[int, int]:
+def divider_ops(config: OptimizerConfig, dtype: str | np.dtype) -> tuple[int, int]:
     """(square roots, divisions) per element that ``config``'s kernel gives the CPU's
     square-root and division units for ``dtype``: none of the square roots where the kernel
     computes them on the FMA units instead."""
     sqrts, divisions = config.divider_ops
-    if config.sqrt_on_fma_units and dtype in sqrt_on_fma_units():
+    if config.sqrt_on_fma_units and np.dtype(dtype).name in sqrt_on_fma_units():
         sqrts = 0
     return sqrts, divisions
 
