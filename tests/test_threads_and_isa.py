@@ -123,8 +123,9 @@ def test_build_info_describes_the_build():
 # alike (e.g. the NaN-propagating max of amsgrad). Cases marked "special" (every option branch,
 # on smaller sizes) also put, in a 16-aligned block of the last gradient, values whose squares
 # span each dtype's range and beyond: +-0, subnormals, and magnitudes up to squares that
-# overflow, shuffled so that every 16-lane vector mixes them. A vectorised path that treats such
-# lanes differently (as a square root computed without the hardware instruction would; see
+# overflow (in float32 the largest, 1e39, is itself +inf: an infinite gradient at every step),
+# shuffled so that every 16-lane vector mixes them. A vectorised path that treats such lanes
+# differently (as a square root computed without the hardware instruction would; see
 # benchmarks/software_sqrt.c) must still give the baseline's bits.
 CHILD_SCRIPT = r"""
 import json, sys
