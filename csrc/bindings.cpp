@@ -13,6 +13,7 @@
 #include <limits>
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fusedoptim/kernels.hpp"
@@ -176,7 +177,7 @@ Span span_of(const py::array& a) {
 // everything would cost more than the update of many small tensors.
 class OverlapChecker {
  public:
-  static constexpr int kMaxLists = 2 + kMaxStates;
+  static constexpr int kMaxLists = 3 + kMaxStates;  // params, grads, states, steps
 
   void add(int list_slot, const Span& span, bool written, const char* list, std::size_t index) {
     if (span.begin != span.end) runs_[list_slot].push_back({span.begin, span.end, written, list, index});
@@ -214,9 +215,9 @@ class OverlapChecker {
         const bool other_first = other->index < range.index;
         const Range& later = other_first ? range : *other;
         const Range& earlier = other_first ? *other : range;
-        check.value_error(std::string(later.list) + "[" + std::to_string(later.index) + "] shares memory with " +
-                          earlier.list + "[" + std::to_string(earlier.index) +
-                          "]; arrays that a call writes must not overlap any other array of the call");
+        check.value_error(Checker::item(later.list, later.index) + " shares memory with " +
+                          Checker::item(earlier.list, earlier.index) +
+                          "; arrays that a call writes must not overlap any other array of the call");
       }
       if (reaches_furthest == nullptr || range.end > reaches_furthest->end) reaches_furthest = &range;
       if (range.written && (written_reaches_furthest == nullptr || range.end > written_reaches_furthest->end))
@@ -344,6 +345,13 @@ class Steps {
     data_ = static_cast<const std::int64_t*>(array_.data());
   }
 
+  // The counts' bytes; a call that increments them writes them.
+  Span span() const {
+    const char* begin = reinterpret_cast<const char*>(data_);
+    return {begin, begin + array_.shape(0) * static_cast<py::ssize_t>(sizeof(std::int64_t))};
+  }
+  bool increments() const { return increment_; }
+
   // The step tensor i takes, checked.
   std::int64_t taken(std::size_t i) const {
     const auto where = [i] { return "steps[" + std::to_string(i) + "]"; };
@@ -468,6 +476,7 @@ void update(const Spec& spec, py::handle params_in, py::handle grads_in,
     for (int k = 0; k < per_tensor; ++k) overlaps.add(k, spans[k], k != 1, names[k], i);
     launch.add(i, pointers, steps.taken(i), element_count(param));
   }
+  overlaps.add(OverlapChecker::kMaxLists - 1, steps.span(), increment, "steps", Checker::kWhole);
   overlaps.check(check);
   if (check_only) return;
   run_launch(launch, spec);
@@ -544,6 +553,16 @@ class Plan {
       check_.value_error("grads has " + std::to_string(grads.size()) + " entries but the plan has " + std::to_string(n) +
                          " parameters");
     Steps steps(check_, steps_in, n, increment);
+    if (increment) {
+      std::size_t finger = 0;
+      const Span span = steps.span();
+      if (span.begin != span.end) {
+        const std::size_t k = first_ending_after(span.begin, finger);
+        if (k < written_.size() && written_[k].begin < span.end)
+          check_.value_error("steps shares memory with " + Checker::item(written_[k].list, written_[k].index) +
+                             "; the counts must be an array of their own");
+      }
+    }
     const std::array<bool, kMaxStates> uses = spec.uses();
     const std::int64_t element_size = type_num_ == py::detail::npy_api::NPY_FLOAT_ ? 4 : 8;
     Launch launch;
@@ -554,6 +573,7 @@ class Plan {
       const py::handle g = grads[i];
       if (g.is_none()) continue;
       const Tensor& tensor = tensors_[i];
+      check_param_unchanged(i, tensor);
       Span grad;
       if (gradient_matches(g, tensor)) {
         grad = {py::detail::array_proxy(g.ptr())->data,
@@ -618,6 +638,32 @@ class Plan {
     return true;
   }
 
+  // The plan checked its parameters when it was made, but an array can be changed in place since:
+  // made read-only, given another dtype or shape by assignment, or resized (which may move its
+  // data). Each step looks again at the parameters it writes, in their numpy structs.
+  void check_param_unchanged(std::size_t i, const Tensor& tensor) const {
+    const auto* proxy = py::detail::array_proxy(arrays_[i].ptr());
+    const auto* descr = py::detail::array_descriptor_proxy(proxy->descr);
+    constexpr int kRequired = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_ |
+                              py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+    bool same = proxy->data == tensor.param && descr->type_num == type_num_ && descr->byteorder != '>' &&
+                (proxy->flags & kRequired) == kRequired;
+    if (same && tensor.ndim >= 0) {
+      same = proxy->nd == tensor.ndim;
+      for (int d = 0; same && d < tensor.ndim; ++d) same = proxy->dimensions[d] == tensor.dims[d];
+    } else if (same) {
+      same = element_count(arrays_[i]) == tensor.size;
+    }
+    if (same) return;
+    const char* what = !(proxy->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_) ? "it is read-only now"
+                       : proxy->data != tensor.param ? "its data moved (resized?)"
+                       : descr->type_num != type_num_ || descr->byteorder == '>' ? "its dtype changed"
+                       : (proxy->flags & kRequired) != kRequired ? "it is not contiguous and aligned any more"
+                                                                  : "its shape changed";
+    check_.value_error("params[" + std::to_string(i) + "] was changed in place after the optimizer checked it (" +
+                       what + "); the update writes nothing");
+  }
+
   // A gradient must not overlap any array the update writes. The written ranges are sorted and
   // disjoint, so the only candidate is the first one that ends after the gradient begins. Their
   // ends are searched in a compact copy, from `finger`, where the previous gradient's search
@@ -676,6 +722,100 @@ class Plan {
   std::vector<const char*> written_ends_;  // written_[k].end, for check_gradient_overlap
   int type_num_ = -1;
   bool gradient_addresses_ = false;  // integers are addresses (fusedoptim.torch), else refused
+};
+
+// The bytes an array occupies, from its first to its last element (whatever its strides); empty
+// for an array without elements and for anything that is not an array.
+Span extent_of(py::handle h) {
+  if (!py::isinstance<py::array>(h)) return {nullptr, nullptr};
+  const auto* proxy = py::detail::array_proxy(h.ptr());
+  const int num = py::detail::array_descriptor_proxy(proxy->descr)->type_num;
+  if ((proxy->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_) &&
+      (num == py::detail::npy_api::NPY_FLOAT_ || num == py::detail::npy_api::NPY_DOUBLE_)) {
+    // The usual gradient, read from numpy's struct alone.
+    std::int64_t count = 1;
+    for (int d = 0; d < proxy->nd; ++d) count *= proxy->dimensions[d];
+    if (count == 0) return {nullptr, nullptr};
+    return {proxy->data, proxy->data + count * (num == py::detail::npy_api::NPY_FLOAT_ ? 4 : 8)};
+  }
+  const auto a = py::reinterpret_borrow<py::array>(h);
+  const char* low = static_cast<const char*>(a.data());
+  const char* high = low + a.itemsize();
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    if (a.shape(d) == 0) return {nullptr, nullptr};
+    const py::ssize_t reach = (a.shape(d) - 1) * a.strides(d);
+    if (reach > 0) high += reach;
+    else low += reach;
+  }
+  return {low, high};
+}
+
+// The memory that several core calls of one step write (every parameter and state array of every
+// call), for the checks that span calls: a Plan checks only its own arrays, so an optimizer with
+// several param groups or dtypes asks this before its first call writes anything. Indices refer
+// to the lists given; the caller turns them into its own labels.
+class Footprint {
+ public:
+  explicit Footprint(py::handle written_in) {
+    const py::tuple written = as_tuple("Footprint", "written", written_in);
+    for (std::size_t i = 0; i < written.size(); ++i) {
+      if (written[i].is_none()) continue;
+      if (!py::isinstance<py::array>(written[i]))
+        throw py::type_error("Footprint: written[" + std::to_string(i) + "] must be a numpy.ndarray, got " +
+                             type_name(written[i]));
+      const Span span = extent_of(written[i]);
+      if (span.begin != span.end) ranges_.push_back({span.begin, span.end, i});
+    }
+    std::sort(ranges_.begin(), ranges_.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
+    const Range* reaches_furthest = nullptr;
+    for (const Range& range : ranges_) {
+      if (reaches_furthest != nullptr && reaches_furthest->end > range.begin) {
+        overlap_ = {std::min(range.index, reaches_furthest->index), std::max(range.index, reaches_furthest->index)};
+        has_overlap_ = true;
+        break;
+      }
+      if (reaches_furthest == nullptr || range.end > reaches_furthest->end) reaches_furthest = &range;
+    }
+    ends_.reserve(ranges_.size());
+    for (const Range& range : ranges_) ends_.push_back(range.end);
+  }
+
+  // (i, j), i < j, for two written arrays that share memory (the first such pair by address), or None.
+  py::object overlap() const {
+    if (!has_overlap_) return py::none();
+    return py::make_tuple(overlap_.first, overlap_.second);
+  }
+
+  // (r, w) for the first array reads[r] that shares memory with written[w], or None. Entries that
+  // are not arrays are skipped (the calls' own checks refuse them).
+  py::object first_read_overlap(py::handle reads_in) const {
+    const py::tuple reads = as_tuple("Footprint", "reads", reads_in);
+    for (std::size_t r = 0; r < reads.size(); ++r) {
+      const Span span = extent_of(reads[r]);
+      if (span.begin == span.end) continue;
+      if (has_overlap_) {  // the ends are not sorted: look at every range
+        for (const Range& range : ranges_)
+          if (range.begin < span.end && span.begin < range.end) return py::make_tuple(r, range.index);
+        continue;
+      }
+      const auto k = static_cast<std::size_t>(std::upper_bound(ends_.begin(), ends_.end(), span.begin) - ends_.begin());
+      if (k < ranges_.size() && ranges_[k].begin < span.end) return py::make_tuple(r, ranges_[k].index);
+    }
+    return py::none();
+  }
+
+  std::size_t size() const { return ranges_.size(); }
+
+ private:
+  struct Range {
+    const char* begin;
+    const char* end;
+    std::size_t index;
+  };
+  std::vector<Range> ranges_;
+  std::vector<const char*> ends_;
+  std::pair<std::size_t, std::size_t> overlap_{};
+  bool has_overlap_ = false;
 };
 
 // ---- Reductions and maps over lists of arrays (gradient clipping, bandwidth probe) -------------
@@ -922,6 +1062,17 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("algorithm", &Plan::algorithm);
   auto plan = py::reinterpret_borrow<py::class_<Plan>>(m.attr("Plan"));
 
+  py::class_<Footprint>(m, "Footprint",
+                        "The memory that the arrays `written` occupy (None entries skipped), for overlap checks "
+                        "that span several Plans.")
+      .def(py::init<py::handle>(), py::arg("written"))
+      .def("overlap", &Footprint::overlap,
+           "(i, j), i < j, for two written arrays that share memory, or None.")
+      .def("first_read_overlap", &Footprint::first_read_overlap, py::arg("reads"),
+           "(r, w) for the first reads[r] that shares memory with written[w], or None; entries that are not "
+           "arrays are skipped.")
+      .def("__len__", &Footprint::size);
+
   m.def(
       "sgd",
       [](py::handle params, py::handle grads, py::handle momentum_buffers, py::handle steps, bool increment,
@@ -1056,7 +1207,20 @@ PYBIND11_MODULE(_core, m) {
         "kernels: the issue rate of the square-root and division units (compute floor probe; keep a "
         "and b in cache, start them in [1, 2)).");
   m.def("get_num_threads", &get_num_threads, "Threads the kernels use (1 without OpenMP).");
-  m.def("set_num_threads", &set_num_threads, py::arg("n"), "Sets the number of threads the kernels use (ignored without OpenMP).");
+  m.def(
+      "set_num_threads",
+      [](py::handle n) {
+        if (PyBool_Check(n.ptr()) || !PyIndex_Check(n.ptr()))
+          throw py::type_error("set_num_threads: n must be an int, got " + type_name(n));
+        const auto index = py::reinterpret_steal<py::object>(PyNumber_Index(n.ptr()));
+        if (!index) throw py::error_already_set();
+        int overflow = 0;
+        const long long value = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
+        if (overflow != 0 || value < 1 || value > std::numeric_limits<int>::max())
+          throw py::value_error("set_num_threads: n must be >= 1 and < 2**31, got " + std::string(py::str(index)));
+        set_num_threads(static_cast<int>(value));
+      },
+      py::arg("n"), "Sets the number of threads the kernels use (ignored without OpenMP).");
   m.def("same_items", &same_items, py::arg("a"), py::arg("b"),
         "Whether two lists or tuples hold the same objects (by identity) in the same order.");
   m.def("build_info", &build_info, "How this extension was built and which kernel variant runs.");

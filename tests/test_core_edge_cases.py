@@ -154,3 +154,63 @@ def test_same_items_compares_identity_not_values() -> None:
     assert not _core.same_items([a], [a, a])
     with pytest.raises(TypeError, match="lists or tuples"):
         _core.same_items(iter([a]), [a])
+
+
+def test_step_counts_sharing_memory_with_a_parameter_are_refused() -> None:
+    """The private entry points take the step counts as an array that they increment."""
+    buffer = np.zeros(4)
+    steps = buffer[:1].view(np.int64)
+    with pytest.raises(ValueError, match="steps shares memory with params\\[0\\]"):
+        _core.sgd([buffer], [np.ones(4)], None, steps, True, 0.5, 0.0, 0.0, False, 0.0, False)
+    plan = _core.Plan("sgd", [buffer], [None])
+    with pytest.raises(ValueError, match="steps shares memory with params\\[0\\]"):
+        plan.sgd([np.ones(4)], steps, True, 0.5, 0.0, 0.0, False, 0.0, False)
+    assert (buffer == 0).all()
+    # Counts that are not incremented are only read: sharing is allowed then.
+    _core.sgd(
+        [buffer[1:]],
+        [np.ones(3)],
+        None,
+        np.ones(1, np.int64),
+        False,
+        0.5,
+        0.0,
+        0.0,
+        False,
+        0.0,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (True, TypeError),
+        (1.5, TypeError),
+        ("2", TypeError),
+        (0, ValueError),
+        (-1, ValueError),
+        (2**31, ValueError),
+        (2**70, ValueError),
+    ],
+)
+def test_set_num_threads_refuses_what_is_not_a_positive_int(value: object, error: type) -> None:
+    before = fusedoptim.get_num_threads()
+    with pytest.raises(error, match="set_num_threads: n must be"):
+        fusedoptim.set_num_threads(value)  # type: ignore[arg-type]
+    assert fusedoptim.get_num_threads() == before
+
+
+def test_footprint_finds_overlaps_between_written_and_read_arrays() -> None:
+    base = np.zeros(100)
+    a, b, c = base[:10], base[10:20], np.zeros(5)
+    footprint = _core.Footprint([a, None, b, c])
+    assert footprint.overlap() is None and len(footprint) == 3
+    assert footprint.first_read_overlap([np.zeros(3), None, "x", base[15:16]]) == (3, 2)
+    assert footprint.first_read_overlap([base[::-1][:1]]) is None  # base[99]: outside
+    assert footprint.first_read_overlap([base[::7]]) == (0, 0)  # strided: its extent counts
+    assert footprint.first_read_overlap([base[20:], np.zeros(0), base[:0]]) is None
+    assert _core.Footprint([a, base[5:12]]).overlap() == (0, 1)
+    assert _core.Footprint([b, a, base[9:11]]).overlap() in {(0, 2), (1, 2)}
+    with pytest.raises(TypeError, match="written\\[1\\] must be a numpy.ndarray"):
+        _core.Footprint([a, [1.0]])

@@ -393,3 +393,50 @@ def test_bad_hyperparameter_is_refused_and_nothing_changes(
     with pytest.raises(error, match=re.escape(message)):
         call_optimizer(functional, problem, grads, step, **options)
     assert_nothing_changed(before)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"beta1": "fraction"}, "Invalid beta parameter at index 0"),
+        ({"lr": "longdouble"}, "Invalid learning rate"),
+        ({"eps": "longdouble"}, "Invalid epsilon value"),
+        ({"weight_decay": "longdouble"}, "Invalid weight_decay value"),
+    ],
+    ids=[
+        "Fraction-beta1-rounds-to-1",
+        "longdouble-lr",
+        "longdouble-eps",
+        "longdouble-weight_decay",
+    ],
+)
+def test_hyperparameters_are_checked_as_float64(options: dict, message: str) -> None:
+    """A value in range in its own type that rounds out of range as the core's float64."""
+    from fractions import Fraction
+
+    values = {
+        "fraction": Fraction(10**20 - 1, 10**20),  # < 1 exactly, 1.0 as a float64
+        "longdouble": np.longdouble("1e400"),  # inf as a float64 (x86 long double holds it)
+    }
+    kwargs = {key: values[value] for key, value in options.items()}
+    if any(isinstance(v, np.longdouble) and np.isfinite(float(v)) for v in kwargs.values()):
+        pytest.skip("numpy.longdouble is float64 on this platform")
+    params = [np.ones(4, np.float32)]
+    with pytest.raises(ValueError, match=message):
+        functional.adam(
+            params,
+            [np.full(4, 0.5, np.float32)],
+            [np.zeros(4, np.float32)],
+            [np.zeros(4, np.float32)],
+            None,
+            step=1,
+            **kwargs,
+        )
+    assert (params[0] == 1).all()
+
+
+def test_params_that_are_not_a_list_name_params() -> None:
+    with pytest.raises(
+        TypeError, match="params must be a list or tuple of numpy arrays, got generator"
+    ):
+        functional.sgd((p for p in [np.ones(2)]), [np.ones(2)], None, step=1, lr=0.1)

@@ -461,3 +461,176 @@ def test_state_with_keys_of_another_optimizer() -> None:
     with pytest.raises(ValueError, match=r"has \['exp_avg'\], which SGD does not keep"):
         opt.load_state_dict(state)
     assert _snapshot(opt, params) == before
+
+
+# --------------------------------------------------------------------------------------------
+# Memory shared across core calls. Each param group (and each dtype within one) is its own core
+# call, which checks only its own arrays; the optimizer checks across them before any writes.
+
+
+def _aliasing_cases() -> list[tuple[str, Any]]:
+    def state_is_other_groups_param() -> tuple[optim.Optimizer, list[np.ndarray], list[Any]]:
+        a, b = np.ones(4), np.ones(4)
+        opt = optim.Adam([{"params": [a]}, {"params": [b]}], lr=0.1)
+        opt.step([np.ones(4), np.ones(4)])
+        opt.state[b]["exp_avg"] = a
+        return opt, [a, b], [np.ones(4), np.ones(4)]
+
+    def state_is_other_dtypes_param() -> tuple[optim.Optimizer, list[np.ndarray], list[Any]]:
+        a, b = np.ones(4, np.float32), np.ones(2)
+        opt = optim.Adam([a, b], lr=0.1)
+        opt.step([np.ones(4, np.float32), np.ones(2)])
+        opt.state[b]["exp_avg"] = a.view(np.float64)
+        return opt, [a, b], [np.ones(4, np.float32), np.ones(2)]
+
+    def grad_is_other_groups_param() -> tuple[optim.Optimizer, list[np.ndarray], list[Any]]:
+        a, b = np.ones(4), np.ones(4)
+        opt = optim.SGD([{"params": [a]}, {"params": [b]}], lr=0.5, momentum=0.9)
+        opt.step([np.ones(4), np.ones(4)])
+        return opt, [a, b], [np.ones(4), a]
+
+    def grad_is_other_dtypes_param() -> tuple[optim.Optimizer, list[np.ndarray], list[Any]]:
+        a, b = np.ones(4, np.float32), np.ones(2)
+        opt = optim.SGD([a, b], lr=0.5)
+        return opt, [a, b], [np.ones(4, np.float32), a.view(np.float64)]
+
+    def grad_is_other_groups_state() -> tuple[optim.Optimizer, list[np.ndarray], list[Any]]:
+        a, b = np.ones(4), np.ones(4)
+        opt = optim.Adam([{"params": [a]}, {"params": [b]}], lr=0.1)
+        opt.step([np.ones(4), np.ones(4)])
+        return opt, [a, b], [opt.state[b]["exp_avg_sq"], np.ones(4)]
+
+    return [
+        ("state-is-other-groups-param", state_is_other_groups_param),
+        ("state-is-other-dtypes-param", state_is_other_dtypes_param),
+        ("grad-is-other-groups-param", grad_is_other_groups_param),
+        ("grad-is-other-dtypes-param", grad_is_other_dtypes_param),
+        ("grad-is-other-groups-state", grad_is_other_groups_state),
+    ]
+
+
+_STATE_ALIAS = "state\\['exp_avg'\\] of parameter 1 shares memory with parameter 0"
+ALIASING = {
+    "state-is-other-groups-param": _STATE_ALIAS,
+    "state-is-other-dtypes-param": _STATE_ALIAS,
+    "grad-is-other-groups-param": "gradient for parameter 1 shares memory with parameter 0, which",
+    "grad-is-other-dtypes-param": "gradient for parameter 1 shares memory with parameter 0, which",
+    "grad-is-other-groups-state": (
+        "gradient for parameter 0 shares memory with state\\['exp_avg_sq'\\] of parameter 1"
+    ),
+}
+
+
+@pytest.mark.parametrize(("case", "make"), _aliasing_cases(), ids=[c[0] for c in _aliasing_cases()])
+def test_memory_shared_across_groups_and_dtypes_is_refused(case: str, make: Any) -> None:
+    opt, params, grads = make()
+    before = (
+        [p.tobytes() for p in params],
+        {
+            i: {k: np.asarray(v).tobytes() for k, v in s.items()}
+            for i, s in opt.state_dict()["state"].items()
+        },
+    )
+    with pytest.raises(ValueError, match=ALIASING[case]):
+        opt.step(grads)
+    after = (
+        [p.tobytes() for p in params],
+        {
+            i: {k: np.asarray(v).tobytes() for k, v in s.items()}
+            for i, s in opt.state_dict()["state"].items()
+        },
+    )
+    assert after == before
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("groups", [1, 2], ids=["one-group", "two-groups"])
+def test_gradient_aliasing_another_parameter_before_state_exists(name: str, groups: int) -> None:
+    """The first step creates state; a gradient that is another parameter is refused first,
+    with the parameters numbered as the user numbers them (across groups)."""
+    a, b, c = np.ones(3), np.full(3, 2.0), np.full(3, 3.0)
+    spec = [{"params": [a]}, {"params": [b, c]}] if groups == 2 else [a, b, c]
+    opt = getattr(optim, name)(spec, lr=0.1, **STATEFUL[name])
+    state_before = opt.state_dict()["state"]
+    with pytest.raises(ValueError, match="gradient for parameter 2 shares memory with parameter 1"):
+        opt.step([np.ones(3), np.ones(3), b])
+    assert (a == 1).all() and (b == 2).all() and (c == 3).all()
+    assert opt.state_dict()["state"].keys() == state_before.keys()  # AdaGrad's eager state only
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda p: setattr(p.flags, "writeable", False), "parameter 0 is read-only"),
+        (lambda p: setattr(p, "shape", (2, 2)), "parameter 0 was changed in place to shape"),
+    ],
+    ids=["made-read-only", "reshaped-in-place"],
+)
+@pytest.mark.parametrize("groups", [1, 2], ids=["one-group", "two-groups"])
+def test_parameter_changed_in_place_after_construction(
+    change: Any, message: str, groups: int
+) -> None:
+    p, q = np.ones(4), np.ones(4)
+    opt = optim.SGD([{"params": [p]}, {"params": [q]}] if groups == 2 else [p, q], lr=0.1)
+    opt.step([np.ones(4), np.ones(4)])
+    change(p)
+    with pytest.raises(ValueError, match=message):
+        opt.step([np.ones(p.shape), np.ones(4)])
+    assert (p == 0.9).all() and (q == 0.9).all()
+
+
+def test_parameter_whose_dtype_is_reassigned_in_place() -> None:
+    p = np.ones(4)
+    opt = optim.SGD([p], lr=0.1)
+    opt.step([np.ones(4)])
+    p.dtype = np.float32  # the same bytes, read as twice as many float32
+    before = p.tobytes()
+    with pytest.raises(ValueError, match="parameter 0 was changed in place to shape \\(8,\\)"):
+        opt.step([np.ones(8, np.float32)])
+    assert p.tobytes() == before
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("fraction", id="Fraction-rounding-to-1"),
+        pytest.param("longdouble", id="longdouble-beyond-float64"),
+    ],
+)
+def test_hyperparameters_checked_as_the_float64_the_core_receives(value: str) -> None:
+    from fractions import Fraction
+
+    beta1 = Fraction(10**20 - 1, 10**20) if value == "fraction" else 0.9
+    lr = np.longdouble("1e400") if value == "longdouble" else 1e-3
+    if value == "longdouble" and not np.isinf(float(lr)):
+        pytest.skip("numpy.longdouble is float64 on this platform")
+    with pytest.raises(ValueError, match="Invalid (beta parameter at index 0|learning rate)"):
+        optim.Adam([np.ones(2)], lr=lr, betas=(beta1, 0.999))
+    w = np.ones(2)
+    opt = optim.Adam([w], lr=1e-3)
+    opt.param_groups[0]["betas"] = (beta1, 0.999)
+    opt.param_groups[0]["lr"] = lr
+    with pytest.raises(ValueError, match="Invalid"):
+        opt.step([np.ones(2)])
+    assert (w == 1).all()
+
+
+def test_same_empty_array_twice_is_refused() -> None:
+    p = np.zeros(0)
+    with pytest.raises(ValueError, match="parameter 1 is the same array as parameter 0"):
+        optim.Adam([p, p])
+    opt = optim.SGD([{"params": [p]}], lr=0.1)
+    with pytest.raises(ValueError, match="is the same array as parameter 0"):
+        opt.add_param_group({"params": [p]})
+    optim.Adam([np.zeros(0), np.zeros(0)])  # two empty arrays are two parameters
+
+
+def test_removed_group_key_is_a_value_error_naming_it() -> None:
+    w = np.ones(2)
+    opt = optim.Adam([w])
+    opt.step([np.ones(2)])
+    del opt.param_groups[0]["eps"]
+    before = w.copy()
+    with pytest.raises(ValueError, match="param_groups\\[0\\] lacks \\['eps'\\]"):
+        opt.step([np.ones(2)])
+    assert (w == before).all()

@@ -400,3 +400,101 @@ def test_saved_file_keeps_a_normal_mode(tmp_path: Any) -> None:
     path.chmod(0o640)
     save({"a": np.ones(1)}, path)
     assert path.stat().st_mode & 0o777 == 0o640
+
+
+# Group keys that older PyTorch versions did not save, with the values torch's __setstate__ gives
+# them when it loads such a checkpoint (AdamW then forces decoupled weight decay on).
+LEGACY_KEYS = {
+    "SGD": {"nesterov": False, "maximize": False},
+    "Adagrad": {"maximize": False},
+    "RMSprop": {"momentum": 0, "centered": False, "maximize": False},
+    "Adadelta": {"maximize": False},
+    "Adam": {"amsgrad": False, "maximize": False, "decoupled_weight_decay": False},
+    "AdamW": {"amsgrad": False, "maximize": False, "decoupled_weight_decay": True},
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_loads_checkpoints_of_older_torch_without_newer_group_keys(name: str) -> None:
+    source = getattr(optim, name)(_params(), lr=0.01)
+    source.step(_grads(2))
+    saved = source.state_dict()
+    for key in LEGACY_KEYS[name]:
+        del saved["param_groups"][0][key]
+    target = getattr(optim, name)(_params(), lr=0.5)
+    target.load_state_dict(saved)
+    group = target.param_groups[0]
+    assert {key: group[key] for key in LEGACY_KEYS[name]} == LEGACY_KEYS[name]
+    assert group["lr"] == 0.01
+
+
+def test_loaded_group_keys_match_what_torch_fills_in() -> None:
+    torch = pytest.importorskip("torch")
+    for name, keys in LEGACY_KEYS.items():
+        param = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+        source = getattr(torch.optim, name)([param], lr=0.01)
+        saved = source.state_dict()
+        for key in keys:
+            del saved["param_groups"][0][key]
+        target = getattr(torch.optim, name)([torch.nn.Parameter(torch.ones(3))], lr=0.5)
+        target.load_state_dict(saved)
+        assert {key: target.param_groups[0][key] for key in keys} == keys, name
+
+
+def test_sgd_loads_a_momentum_buffer_saved_as_none() -> None:
+    """Older PyTorch saved ``{'momentum_buffer': None}`` for SGD without momentum."""
+    w = np.ones(3)
+    opt = optim.SGD([w], lr=0.1)
+    opt.load_state_dict(
+        {
+            "state": {0: {"momentum_buffer": None}},
+            "param_groups": [dict(opt.state_dict()["param_groups"][0])],
+        }
+    )
+    assert dict(opt.state[w]) == {}
+    opt.step([np.ones(3)])
+    np.testing.assert_array_equal(w, np.full(3, 0.9))
+
+
+@pytest.mark.parametrize(
+    "step",
+    [2**63, 10**20, 1e20, 2**62 + 5, -1, 2.5, np.uint64(2**63)],
+    ids=["2**63", "10**20", "1e20", "2**62+5", "-1", "2.5", "uint64-2**63"],
+)
+def test_loaded_step_out_of_range_is_refused_with_its_value(step: Any) -> None:
+    w = np.ones(2)
+    opt = optim.Adam([w])
+    opt.step([np.ones(2)])
+    saved = opt.state_dict()
+    saved["state"][0]["step"] = step
+    target = optim.Adam([np.ones(2)])
+    with pytest.raises(
+        ValueError, match="must be a non-negative integer of at most 2\\*\\*62, got"
+    ):
+        target.load_state_dict(saved)
+    assert len(target.state) == 0
+
+
+def test_loaded_large_step_is_exact() -> None:
+    """An int64 count is not rounded through a float (2**62 - 1 is not a float64)."""
+    opt = optim.Adam([np.ones(2)])
+    opt.step([np.ones(2)])
+    saved = opt.state_dict()
+    saved["state"][0]["step"] = np.int64(2**62 - 1)
+    target = optim.Adam([np.ones(2)])
+    target.load_state_dict(saved)
+    assert int(target.state_dict()["state"][0]["step"]) == 2**62 - 1
+
+
+def test_state_assigned_to_itself_or_merged_keeps_it() -> None:
+    w = np.ones(3)
+    opt = optim.Adam([w], lr=0.1)
+    for _ in range(2):
+        opt.step([np.ones(3)])
+    reference = {key: np.array(value) for key, value in opt.state[w].items()}
+    opt.state[w] = opt.state[w]
+    assert {key: np.array(value) for key, value in opt.state[w].items()}.keys() == reference.keys()
+    opt.state[w] |= {"exp_avg": np.zeros(3)}
+    assert int(opt.state[w]["step"]) == 2
+    np.testing.assert_array_equal(opt.state[w]["exp_avg"], np.zeros(3))
+    np.testing.assert_array_equal(opt.state[w]["exp_avg_sq"], reference["exp_avg_sq"])

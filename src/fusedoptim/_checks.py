@@ -14,22 +14,20 @@ import numpy as np
 
 
 def check_lr(lr: float) -> None:
-    _check_real("learning rate", lr)
-    if not 0.0 <= lr < math.inf:
+    if not 0.0 <= _real("learning rate", lr) < math.inf:
         raise ValueError(f"Invalid learning rate: {lr}")
 
 
 def check_non_negative(name: str, value: float) -> None:
     """``value >= 0`` and finite, e.g. weight_decay, momentum, eps, lr_decay."""
-    _check_real(name, value)
-    if not (0.0 <= value < math.inf):
+    if not (0.0 <= _real(name, value) < math.inf):
         raise ValueError(f"Invalid {name} value: {value}")
 
 
 def check_unit_interval(name: str, value: float, *, closed: bool = False) -> None:
     """``0 <= value < 1`` (or ``<= 1`` when closed), e.g. betas, rho, alpha, dampening."""
-    _check_real(name, value)
-    ok = 0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0
+    real = _real(name, value)
+    ok = 0.0 <= real <= 1.0 if closed else 0.0 <= real < 1.0
     if not ok:
         bound = "]" if closed else ")"
         raise ValueError(f"Invalid {name} value: {value} (must be in [0, 1{bound})")
@@ -39,8 +37,7 @@ def check_betas(betas: tuple[float, float]) -> None:
     if len(betas) != 2:
         raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
     for index, beta in enumerate(betas):
-        _check_real(f"beta parameter at index {index}", beta)
-        if not 0.0 <= beta < 1.0:
+        if not 0.0 <= _real(f"beta parameter at index {index}", beta) < 1.0:
             raise ValueError(f"Invalid beta parameter at index {index}: {beta}")
 
 
@@ -74,12 +71,15 @@ def check_nesterov(nesterov: bool, momentum: float, dampening: float) -> None:
         )
 
 
-def _check_real(name: str, value: object) -> None:
+def _real(name: str, value: object) -> float:
+    """``value`` as the float64 the compiled core receives, which is what the checks test: a
+    ``Fraction`` just below 1 or a ``numpy.longdouble`` beyond float64's range would pass a test
+    in its own type and round to an out-of-range float64 (1.0, inf) on the way in."""
     if type(value) is float:  # the common case, without the costlier ABC checks below
-        return
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     try:
-        float(value)
+        return float(value)
     except OverflowError:
         raise ValueError(f"Invalid {name}: {value} does not fit in a float64") from None

@@ -15,8 +15,9 @@ value. A gradient of ``None`` skips that parameter.
 Non-finite gradients are not an error: NaN and Inf propagate through the arithmetic exactly as in
 the reference (for example a NaN gradient makes that element's parameter and Adam moments NaN).
 
-Distinct tensors of one call must not share memory with each other (the optimizer classes check
-this when parameters are registered; the functional API checks only within each tensor).
+An array that a call writes (a parameter or a state array) must not share memory with any other
+array of the call, of its own tensor or another: the call refuses it. Gradients may share memory
+with each other. Separate calls are not checked against each other.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ OptionalArrayList = Sequence["np.ndarray | None"]
 
 
 def _steps(params: Sequence[object], step: int) -> np.ndarray:
+    if not isinstance(params, (list, tuple)):
+        raise TypeError(
+            f"params must be a list or tuple of numpy arrays, got {type(params).__name__}"
+        )
     _checks.check_step(step)
     return np.full(len(params), step, dtype=np.int64)
 

@@ -29,6 +29,7 @@ def check_adam_hyperparameters(group: Mapping[str, Any]) -> None:
 class Adam(Optimizer):
     _algorithm = "adam"
     _state_kinds = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    _legacy_group_defaults = {"maximize": False, "amsgrad": False, "decoupled_weight_decay": False}
     _required_kinds = ("exp_avg", "exp_avg_sq")
 
     def __init__(

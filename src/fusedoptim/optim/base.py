@@ -185,6 +185,16 @@ def check_no_overlap(arrays: Sequence[np.ndarray], labels: Callable[[int], str])
     spans = sorted(
         (*_memory_span(array), index) for index, array in enumerate(arrays) if array.size
     )
+    # Arrays without elements occupy no memory, but one given twice is still given twice.
+    first_seen: dict[int, int] = {}
+    for index, array in enumerate(arrays):
+        if not array.size:
+            first = first_seen.setdefault(id(array), index)
+            if first != index:
+                raise ValueError(
+                    f"{labels(index)} is the same array as {labels(first)}: each array can be "
+                    "optimized only once, by one optimizer group"
+                )
     for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
         if start < end:
             first, second = sorted((first, second))
@@ -285,8 +295,9 @@ class StateMap(MutableMapping):
 
     def __setitem__(self, param: Any, value: Mapping[str, Any]) -> None:
         state = self._entry(param).state
+        items = dict(value)  # first: value may be this very dict (opt.state[p] |= {...})
         dict.clear(state)
-        state.update(value)  # marks the optimizer for a rebuild
+        state.update(items)  # marks the optimizer for a rebuild
 
     def __delitem__(self, param: Any) -> None:
         self._entry(param).state.clear()
@@ -409,6 +420,9 @@ class Optimizer:
     _eager_state: ClassVar[bool] = False
     # State kinds a parameter's state must have once it exists (the others depend on options).
     _required_kinds: ClassVar[tuple[str, ...]] = ()
+    # Group keys that checkpoints of older PyTorch versions may lack, with the values that
+    # torch's ``__setstate__`` gives them when it loads one (so fusedoptim loads what torch does).
+    _legacy_group_defaults: ClassVar[Mapping[str, Any]] = {"maximize": False}
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
         self._check_hyperparameters(defaults)
@@ -424,6 +438,9 @@ class Optimizer:
         # The plans list for which _fast_step may run (one plan, one bucket, all state), set by a
         # step that found it so; a rebuild makes a new list and add_param_group lengthens it.
         self._fast: list[_Plan] | None = None
+        # Everything the current plans write, for checks that span several core calls (made
+        # when first needed after the plans change; see _written_footprint).
+        self._footprint: tuple[_core.Footprint, list[tuple[str | None, int]]] | None = None
 
         if isinstance(params, (np.ndarray, dict, str)) or not isinstance(params, Iterable):
             raise TypeError(
@@ -738,6 +755,7 @@ class Optimizer:
         self._plans.append(plan)
         self._plan_groups.append(param_group)
         self._num_params += len(params)
+        self._footprint = None
 
     def _flat_label(self, index: int) -> str:
         """The label of the parameter with flat ``index`` (walks the groups: errors only)."""
@@ -876,6 +894,7 @@ class Optimizer:
             start += len(group["params"])
         plans = [self._build_plan(group, s) for group, s in zip(self.param_groups, starts)]
         check_no_overlap([array for plan in plans for array in plan.arrays], self._flat_label)
+        footprint = self._checked_footprint(plans)
         for plan in plans:
             self._make_core_plans(plan)
         for plan in plans:
@@ -884,6 +903,7 @@ class Optimizer:
         self._plan_groups = list(self.param_groups)
         self._num_params = start
         self._dirty = False
+        self._footprint = footprint
 
     def _needs_rebuild(self) -> bool:
         """Whether a group, a group's parameter list or a parameter's ``.data`` was replaced.
@@ -936,6 +956,13 @@ class Optimizer:
             except Exception:  # a value that does not compare: check it
                 pass
         if values is None:
+            absent = [key for key in self.defaults if key not in group]
+            if absent:
+                index = next(i for i, other in enumerate(self._plans) if other is plan)
+                raise ValueError(
+                    f"param_groups[{index}] lacks {absent}: every group needs all of "
+                    f"{list(self.defaults)}"
+                )
             current: Mapping[str, Any] = group
             snapshot = types = None
         else:
@@ -1040,6 +1067,13 @@ class Optimizer:
         # what a Python screen cannot, such as a gradient that is a view of another tensor's
         # state. Creating state is a change too, so it waits for the checks.
         if len(plans) > 1 or len(plans[0].buckets) != 1 or plans[0].buckets[0].missing:
+            # A core call checks its gradients against the arrays it writes itself; across
+            # calls, and before state is created, this does.
+            self._check_grads_against_footprint(
+                [grad for plan_grads in group_grads for grad in plan_grads]
+                if self._objects
+                else grads
+            )
             calls = sum(len(plan.buckets) for plan in plans)
             for plan, plan_grads in zip(plans, group_grads):
                 if any(bucket.missing for bucket in plan.buckets):
@@ -1070,6 +1104,13 @@ class Optimizer:
             except (TypeError, ValueError) as error:
                 # Say which parameter, in the user's numbering, when we can.
                 self._check_grads(plan, plan_grads, cause=error)
+                self._check_params_unchanged(plan, cause=error)
+                flat: list[Any] = [None] * self._num_params
+                flat[plan.start : plan.stop] = plan_grads
+                try:
+                    self._check_grads_against_footprint(flat)
+                except ValueError as relabelled:
+                    raise relabelled from error
                 raise
 
     def _check_grads(
@@ -1086,6 +1127,87 @@ class Optimizer:
                 check_grad_array(grad, array, label)
             except (TypeError, ValueError) as error:
                 raise error from cause
+
+    def _check_params_unchanged(self, plan: _Plan, cause: BaseException | None = None) -> None:
+        """Raise, with the parameter's label, if an array was changed in place since the plan
+        checked it (made read-only, given another dtype or shape): the core refuses those."""
+        entries = self.state._entries
+        for position, (param, array) in enumerate(zip(plan.params, plan.arrays)):
+            entry = entries[id(param)]
+            label = self._label(plan.start + position, plan.group, position)
+            label = f"{label}.data" if self._objects else label
+            try:
+                check_param_array(array, label)
+                if array.shape != entry.shape or array.dtype != entry.dtype:
+                    raise ValueError(
+                        f"{label} was changed in place to shape {array.shape} and dtype "
+                        f"{array.dtype}, but the optimizer was given shape {entry.shape} and "
+                        f"dtype {entry.dtype}"
+                    )
+            except (TypeError, ValueError) as error:
+                raise error from cause
+
+    def _written_footprint(
+        self, plans: Sequence[_Plan]
+    ) -> tuple[Any, list[tuple[str | None, int]]]:
+        """The arrays that the plans' core calls write (parameters, and the state their options
+        use), as a ``_core.Footprint``, with (state kind or None, parameter index) for each."""
+        written: list[np.ndarray] = []
+        where: list[tuple[str | None, int]] = []
+        for plan in plans:
+            for bucket in plan.buckets:
+                positions = (
+                    range(len(bucket.arrays)) if bucket.positions is None else bucket.positions
+                )
+                for j, position in enumerate(positions):
+                    index = plan.start + position
+                    written.append(bucket.arrays[j])
+                    where.append((None, index))
+                    for kind in plan.kinds:
+                        state = bucket.states[kind][j]
+                        if state is not None:
+                            written.append(state)
+                            where.append((kind, index))
+        return _core.Footprint(written), where
+
+    def _written_label(self, where: tuple[str | None, int]) -> str:
+        kind, index = where
+        label = self._flat_label(index)
+        if kind is None:
+            return f"{label}.data" if self._objects else label
+        return f"state[{kind!r}] of {label}"
+
+    def _checked_footprint(
+        self, plans: Sequence[_Plan]
+    ) -> tuple[Any, list[tuple[str | None, int]]]:
+        """The plans' footprint, after refusing two written arrays that share memory (a state
+        array that is another parameter, or another parameter's state: one group's core call
+        sees only its own arrays)."""
+        footprint = self._written_footprint(plans)
+        pair = footprint[0].overlap()
+        if pair is not None:
+            first, second = (self._written_label(footprint[1][k]) for k in pair)
+            raise ValueError(
+                f"{second} shares memory with {first}: the optimizer writes both, so each must be "
+                "an array of its own"
+            )
+        return footprint
+
+    def _check_grads_against_footprint(self, grads: Sequence[Any]) -> None:
+        """Refuse a gradient that shares memory with any array the step writes."""
+        if self._footprint is None:
+            self._footprint = self._written_footprint(self._plans)
+        footprint, where = self._footprint
+        hit = footprint.first_read_overlap(grads)
+        if hit is not None:
+            label = self._flat_label(hit[0])
+            label = f"{label}.grad" if self._objects else f"gradient for {label}"
+            if where[hit[1]] == (None, hit[0]):  # as check_grad_array says it
+                raise ValueError(f"{label} shares memory with its parameter: pass a separate array")
+            raise ValueError(
+                f"{label} shares memory with {self._written_label(where[hit[1]])}, which the "
+                "step writes: pass a separate array"
+            )
 
     def _create_state(self, plan: _Plan, bucket: _Bucket, positions: Iterable[int]) -> None:
         """Create the missing state of the given tensors (PyTorch's lazy initialization)."""
@@ -1115,6 +1237,7 @@ class Optimizer:
         )
         if created:
             self._make_core_plans(plan, [bucket])
+            self._footprint = None
 
     # ---------------------------------------------------------------- loading
     def _load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
@@ -1134,6 +1257,12 @@ class Optimizer:
                 "loaded state dict has a different number of parameter groups "
                 f"({len(saved_groups)}, this optimizer has {len(groups)})"
             )
+        saved_groups = [
+            {**saved, **{k: v for k, v in self._legacy_group_defaults.items() if k not in saved}}
+            if isinstance(saved, Mapping)
+            else saved
+            for saved in saved_groups
+        ]
         for index, (group, saved) in enumerate(zip(groups, saved_groups)):
             if not isinstance(saved, Mapping) or not isinstance(saved.get("params"), Sequence):
                 raise ValueError(f"loaded param group {index} is not a dict with a 'params' list")
@@ -1200,6 +1329,8 @@ class Optimizer:
             array = param.data if self._objects else param
             state = _ParamState(self)
             for kind, value in saved.items():
+                if kind == "momentum_buffer" and value is None:
+                    continue  # older PyTorch saved SGD's absent buffer as None
                 if kind == "step":
                     value = np.array(_as_step(value, f"loaded state['step'] of {label}"))
                 else:
@@ -1229,6 +1360,7 @@ class Optimizer:
             plans.append(self._build_plan(new_group, start, new_entries))
             self._make_core_plans(plans[-1])
             start += len(new_group["params"])
+        footprint = self._checked_footprint(plans)
 
         # Everything checked: apply.
         self.state._entries = new_entries
@@ -1238,6 +1370,7 @@ class Optimizer:
         self._plans = plans
         self._plan_groups = list(new_groups)
         self._dirty = False
+        self._footprint = footprint
 
     def _fix_loaded_group(self, group: dict[str, Any]) -> None:
         """Adjust a loaded group's hyperparameters (AdamW forces decoupled weight decay)."""
@@ -1254,18 +1387,31 @@ def _is_param_object(value: Any) -> bool:
     )
 
 
+_MAX_STEP = 2**62  # as fusedoptim.functional: the core's counts are int64 and must not overflow
+
+
 def _as_step(value: Any, label: str) -> int:
     """A step count from an int, a float with an integral value (PyTorch's) or a 0-d array."""
-    try:
-        array = np.asarray(value)
-    except Exception as error:  # pragma: no cover - asarray accepts nearly anything
-        raise ValueError(f"{label} must be a non-negative integer, got {value!r}") from error
-    if array.shape != () or array.dtype.kind not in "iuf":
-        raise ValueError(f"{label} must be a non-negative integer, got {value!r}")
-    number = float(array)
-    if not (math.isfinite(number) and number >= 0 and number == int(number)):
-        raise ValueError(f"{label} must be a non-negative integer, got {value!r}")
-    return int(number)
+    message = f"{label} must be a non-negative integer of at most 2**62, got {value!r}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value  # exactly, however large
+    else:
+        try:
+            array = np.asarray(value)
+        except Exception as error:  # pragma: no cover - asarray accepts nearly anything
+            raise ValueError(message) from error
+        if array.shape != () or array.dtype.kind not in "iuf":
+            raise ValueError(message)
+        if array.dtype.kind == "f":
+            real = float(array)
+            if not (math.isfinite(real) and real == int(real)):
+                raise ValueError(message)
+            number = int(real)
+        else:
+            number = int(array)  # exactly: an int64 count is not rounded through a float
+    if not 0 <= number <= _MAX_STEP:
+        raise ValueError(message)
+    return number
 
 
 def _check_state_array(value: Any, param: np.ndarray, label: str) -> None:

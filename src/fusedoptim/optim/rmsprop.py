@@ -15,6 +15,7 @@ __all__ = ["RMSprop"]
 class RMSprop(Optimizer):
     _algorithm = "rmsprop"
     _state_kinds = ("square_avg", "momentum_buffer", "grad_avg")
+    _legacy_group_defaults = {"maximize": False, "momentum": 0, "centered": False}
     _required_kinds = ("square_avg",)
 
     def __init__(

@@ -15,6 +15,7 @@ __all__ = ["SGD"]
 class SGD(Optimizer):
     _algorithm = "sgd"
     _state_kinds = ("momentum_buffer",)
+    _legacy_group_defaults = {"maximize": False, "nesterov": False}
     # PyTorch's SGD keeps no step count: a missing momentum buffer marks the first step.
     _keeps_step = False
 
