@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import math
 import pickle
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -875,6 +876,308 @@ def test_cosine_warm_restarts_finds_every_cycle_start() -> None:
     torch_lr_scheduler = pytest.importorskip("torch.optim.lr_scheduler")
     if torch_is_2_13():  # log(1000, 10) = 2.9999999999999996: epoch 111 is taken as an end
         assert lrs_at_starts(torch_lr_scheduler, torch_optimizer()) == [0.1, 0.1, 0.0, 0.1]
+
+
+# ---------------------------------------------------------------------------------------------
+# A param group added (optimizer.add_param_group) or removed after the scheduler was built.
+# Many of torch 2.13's steps zip values kept per group since construction (base_lrs,
+# lr_lambdas, max_lrs, ...) with the groups, strict=True: they raise ValueError, after writing
+# some of the lrs. Ours raises the same exception at the same step and changes nothing; where
+# torch goes on (schedulers that scale each group's current lr), ours gives torch's lrs.
+
+GROUP_CHANGE_STEPS = 12
+GROUPS_CHANGED = r"param groups changed after the scheduler was built"
+BUILD_AFTER = r"(?i)build the scheduler after adding every param group"
+
+
+@dataclass(frozen=True)
+class GroupChange:
+    id: str
+    #: (scheduler module, optimizer) -> scheduler
+    build: Callable[[Any, Any], Any]
+    change: str  # "add" (a group with lr 0.7) or "remove" (the last group)
+    at: int  # scheduler steps taken before the change
+    #: torch 2.13's outcome: (the scheduler step that raises, counted from 1, exception type)
+    raises: tuple[int, type[Exception]] | None
+    step_args: tuple[Any, ...] = ()
+
+
+def _group_change(id: str, build: Any, change: str, at: int, raises: Any, **options: Any) -> Any:
+    return pytest.param(GroupChange(id, build, change, at, raises, **options), id=id)
+
+
+GROUP_CHANGES = [
+    # The chainable form scales each group's current lr: any number of groups works, in torch
+    # too. An added group starts from its own lr (ConstantLR and LinearLR apply to it only the
+    # factor still to come: it ends above the lr it was added with, as in torch).
+    _group_change("StepLR-add", lambda m, o: m.StepLR(o, 3, 0.5), "add", 2, None),
+    _group_change("StepLR-remove", lambda m, o: m.StepLR(o, 3, 0.5), "remove", 2, None),
+    _group_change("MultiStepLR-add", lambda m, o: m.MultiStepLR(o, [2, 5], 0.5), "add", 2, None),
+    _group_change("ConstantLR-add", lambda m, o: m.ConstantLR(o, 0.5, 4), "add", 2, None),
+    _group_change("LinearLR-add", lambda m, o: m.LinearLR(o, 0.1, total_iters=5), "add", 2, None),
+    _group_change("ExponentialLR-add", lambda m, o: m.ExponentialLR(o, 0.9), "add", 2, None),
+    _group_change("PolynomialLR-add", lambda m, o: m.PolynomialLR(o, 6, 2.0), "add", 2, None),
+    # CosineAnnealingLR uses base_lrs only in the step after the bottom of the cosine.
+    _group_change(  # the reviewer's case: torch follows the cosine down, then raises
+        "CosineAnnealingLR-add",
+        lambda m, o: m.CosineAnnealingLR(o, T_max=5),
+        "add",
+        0,
+        (6, ValueError),
+    ),
+    _group_change(
+        "CosineAnnealingLR-remove",
+        lambda m, o: m.CosineAnnealingLR(o, T_max=5),
+        "remove",
+        1,
+        (6, ValueError),
+    ),
+    _group_change(  # added after the first bottom: raises after the next one
+        "CosineAnnealingLR-add-late",
+        lambda m, o: m.CosineAnnealingLR(o, T_max=3, eta_min=0.01),
+        "add",
+        4,
+        (10, ValueError),
+    ),
+    # Every step uses the values kept per group: the first step after the change raises.
+    _group_change(
+        "LambdaLR-add", lambda m, o: m.LambdaLR(o, lambda e: 0.9**e), "add", 2, (3, ValueError)
+    ),
+    _group_change(
+        "LambdaLR-remove",
+        lambda m, o: m.LambdaLR(o, lambda e: 0.9**e),
+        "remove",
+        0,
+        (1, ValueError),
+    ),
+    _group_change(
+        "MultiplicativeLR-add",
+        lambda m, o: m.MultiplicativeLR(o, lambda e: 0.9),
+        "add",
+        0,
+        (1, ValueError),
+    ),
+    _group_change(
+        "CosineAnnealingWarmRestarts-add",
+        lambda m, o: m.CosineAnnealingWarmRestarts(o, T_0=3),
+        "add",
+        2,
+        (3, ValueError),
+    ),
+    _group_change(
+        "CyclicLR-add",
+        lambda m, o: m.CyclicLR(o, 0.01, 0.1, step_size_up=3),
+        "add",
+        1,
+        (2, ValueError),
+    ),
+    _group_change(
+        "CyclicLR-no-momentum-remove",
+        lambda m, o: m.CyclicLR(o, 0.01, 0.1, step_size_up=3, cycle_momentum=False),
+        "remove",
+        0,
+        (1, ValueError),
+    ),
+    # OneCycleLR reads bounds it stored in each group: an added group has none.
+    _group_change("OneCycleLR-add", lambda m, o: m.OneCycleLR(o, 0.1, 20), "add", 2, (3, KeyError)),
+    _group_change("OneCycleLR-remove", lambda m, o: m.OneCycleLR(o, 0.1, 20), "remove", 2, None),
+    # A scalar min_lr is repeated for the new group; one per group raises at the first cut.
+    _group_change(
+        "ReduceLROnPlateau-add",
+        lambda m, o: m.ReduceLROnPlateau(o, factor=0.5, patience=1),
+        "add",
+        2,
+        None,
+        step_args=(1.0,),
+    ),
+    _group_change(
+        "ReduceLROnPlateau-min_lrs-add",
+        lambda m, o: m.ReduceLROnPlateau(o, factor=0.5, patience=1, min_lr=[0.0, 0.0]),
+        "add",
+        0,
+        (3, RuntimeError),
+        step_args=(1.0,),
+    ),
+    # Composites raise where the scheduler they step does: SequentialLR at the milestone,
+    # where the next scheduler starts from its closed form (base_lrs).
+    _group_change(
+        "SequentialLR-add",
+        lambda m, o: m.SequentialLR(
+            o, [m.LinearLR(o, 0.1, total_iters=4), m.CosineAnnealingLR(o, 20)], [4]
+        ),
+        "add",
+        1,
+        (4, ValueError),
+    ),
+    _group_change(
+        "SequentialLR-OneCycleLR-add",
+        lambda m, o: m.SequentialLR(o, [m.ConstantLR(o, 0.5, 2), m.OneCycleLR(o, 0.1, 30)], [4]),
+        "add",
+        0,
+        (4, KeyError),
+    ),
+    _group_change(
+        "ChainedScheduler-add",
+        lambda m, o: m.ChainedScheduler([m.ConstantLR(o, 0.5, 3), m.ExponentialLR(o, 0.9)]),
+        "add",
+        2,
+        None,
+    ),
+    _group_change(  # torch writes ExponentialLR's lrs, then LambdaLR raises
+        "ChainedScheduler-LambdaLR-add",
+        lambda m, o: m.ChainedScheduler([m.ExponentialLR(o, 0.9), m.LambdaLR(o, lambda e: 1.0)]),
+        "add",
+        1,
+        (2, ValueError),
+    ),
+    _group_change(
+        "ChainedScheduler-CosineAnnealingLR-remove",
+        lambda m, o: m.ChainedScheduler([m.StepLR(o, 2, 0.5), m.CosineAnnealingLR(o, 3)]),
+        "remove",
+        0,
+        (4, ValueError),
+    ),
+]
+
+
+def change_groups(optimizer: Any, change: str) -> None:
+    if change == "remove":
+        optimizer.param_groups.pop()
+    elif isinstance(optimizer, DuckOptimizer):
+        optimizer.param_groups.append({"lr": 0.7, "momentum": MOMENTUM})
+    else:
+        torch = sys.modules["torch"]
+        optimizer.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.7})
+
+
+def hyperparameters(optimizer: Any) -> list[dict[str, Any]]:
+    return copy.deepcopy(
+        [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+    )
+
+
+def run_group_change(
+    case: GroupChange, module: Any, optimizer: Any
+) -> tuple[list[list[float]], tuple[int, Exception] | None]:
+    """The lrs and momentums after each step, and the step that raised with its exception.
+
+    Ours must change nothing in a step that raises: this checks it (torch's does change things).
+    """
+    scheduler = case.build(module, optimizer)
+    values = []
+    for step in range(1, GROUP_CHANGE_STEPS + 1):
+        if step - 1 == case.at:
+            change_groups(optimizer, case.change)
+        optimizer.step()
+        groups, state = hyperparameters(optimizer), scheduler.state_dict()
+        try:
+            scheduler.step(*case.step_args)
+        except Exception as error:  # noqa: BLE001
+            if module is ours:
+                assert hyperparameters(optimizer) == groups
+                assert scheduler.state_dict() == state
+            return values, (step, error)
+        values.append([float(g["lr"]) for g in optimizer.param_groups])
+        values[-1] += [momentum_of(g) for g in optimizer.param_groups]
+    return values, None
+
+
+def assert_raised_as(outcome: tuple[int, Exception] | None, case: GroupChange) -> None:
+    if case.raises is None:
+        assert outcome is None, outcome
+        return
+    assert outcome is not None, f"no error, torch 2.13 raises {case.raises}"
+    step, error = outcome
+    assert (step, type(error)) == case.raises
+
+
+@pytest.mark.parametrize("case", GROUP_CHANGES)
+def test_param_group_change_matches_torch(case: GroupChange) -> None:
+    torch_lr_scheduler = pytest.importorskip("torch.optim.lr_scheduler")
+    reference, torch_outcome = run_group_change(
+        case, torch_lr_scheduler, torch_optimizer((0.1, 0.2))
+    )
+    if torch_is_2_13():
+        assert_raised_as(torch_outcome, case)
+    mine, outcome = run_group_change(case, ours, torch_optimizer((0.1, 0.2)))
+    assert len(mine) == len(reference)
+    for step, (actual, expected) in enumerate(zip(mine, reference), start=1):
+        np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=0, err_msg=f"step {step}")
+    assert_raised_as(outcome, case)
+
+
+@pytest.mark.parametrize("case", GROUP_CHANGES)
+def test_param_group_change_raises_before_changing_anything(case: GroupChange) -> None:
+    values, outcome = run_group_change(case, ours, DuckOptimizer((0.1, 0.2)))
+    assert_raised_as(outcome, case)
+    if outcome is not None:
+        _, error = outcome
+        assert len(values) == case.raises[0] - 1  # type: ignore[index]
+        assert re.search(BUILD_AFTER, str(error))
+        if isinstance(error, ValueError):
+            assert re.search(GROUPS_CHANGED, str(error))
+            assert ("added" if case.change == "add" else "removed") in str(error)
+
+
+def test_cosine_annealing_lr_after_add_param_group() -> None:
+    """The added group follows the cosine down from its own lr; then the step that needs the
+    initial lrs raises, and the lrs stay as they were (the old behaviour: lr 0 for good)."""
+    optimizer = DuckOptimizer((0.1,))
+    scheduler = ours.CosineAnnealingLR(optimizer, T_max=5)
+    change_groups(optimizer, "add")
+    for t in range(1, 6):
+        optimizer.step()
+        scheduler.step()
+        expected = [cosine(0.1, 0.0, t, 5), cosine(0.7, 0.0, t, 5)]
+        np.testing.assert_allclose(scheduler.get_last_lr(), expected, rtol=1e-9, atol=1e-17)
+    optimizer.step()
+    with pytest.raises(ValueError, match="has 2 param groups now and had 1 then"):
+        scheduler.step()
+    assert scheduler.last_epoch == 5
+    with pytest.raises(ValueError, match=GROUPS_CHANGED):  # and again: it does not go on
+        scheduler.step()
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda o: ours.StepLR(o, 3), id="StepLR"),
+        pytest.param(lambda o: ours.CosineAnnealingLR(o, 5), id="CosineAnnealingLR"),
+        pytest.param(lambda o: ours.PolynomialLR(o, 6), id="PolynomialLR"),
+    ],
+)
+def test_explicit_epoch_after_a_group_change_raises(build: Callable[[Any], Any]) -> None:
+    # The closed form is computed from base_lrs: torch raises even where step() goes on.
+    for make_optimizer in (DuckOptimizer, torch_optimizer):
+        optimizer = make_optimizer((0.1,))
+        scheduler = build(optimizer)
+        change_groups(optimizer, "add")
+        optimizer.step()
+        groups = hyperparameters(optimizer)
+        with pytest.warns(UserWarning, match="deprecated"):
+            with pytest.raises(ValueError, match=GROUPS_CHANGED):
+                scheduler.step(2)
+        assert hyperparameters(optimizer) == groups and scheduler.last_epoch == 0
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda o: ours.ScheduleLR(o, lambda t: 0.1 / (1 + t)), id="ScheduleLR"),
+        pytest.param(lambda o: ours.AdaptiveCosineAnnealingLR(o, 4), id="AdaptiveCosine"),
+    ],
+)
+@pytest.mark.parametrize("change", ["add", "remove"])
+def test_param_group_change_beyond_torch(build: Callable[[Any], Any], change: str) -> None:
+    # Schedulers torch does not have keep one value per group too: they raise as LambdaLR does.
+    optimizer = DuckOptimizer((0.1, 0.2))
+    scheduler = build(optimizer)
+    change_groups(optimizer, change)
+    optimizer.step()
+    groups, state = hyperparameters(optimizer), scheduler.state_dict()
+    with pytest.raises(ValueError, match=GROUPS_CHANGED):
+        scheduler.step(*([1.0] if isinstance(scheduler, ours.AdaptiveCosineAnnealingLR) else []))
+    assert hyperparameters(optimizer) == groups and scheduler.state_dict() == state
 
 
 # ---------------------------------------------------------------------------------------------

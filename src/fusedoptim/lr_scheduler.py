@@ -46,6 +46,11 @@ Where this module deliberately differs from torch (each difference is tested):
   floating-point logarithm misses some cycle starts (``T_0=1, T_mult=10``, epoch 111 gives
   ``eta_min`` instead of the restart), and this scheduler also warns about the call order.
 * ``state_dict()`` returns a copy, so a saved state does not change as training goes on.
+* A param group added to (or removed from) the optimizer after the scheduler was built: where
+  torch's step raises (``ValueError`` from a strict ``zip``, ``KeyError`` in ``OneCycleLR``,
+  ``RuntimeError`` in ``ReduceLROnPlateau``), the same exception is raised at the same step,
+  with a message that says what happened, and *before* anything changes; torch's has written
+  some of the lrs by then. Where torch's goes on, the lrs are torch's.
 
 Beyond torch: :class:`ScheduleLR` drives an optimizer with a pure schedule from
 :mod:`fusedoptim.schedules`, :class:`AdaptiveCosineAnnealingLR` cuts the peak of a restarting
@@ -255,6 +260,34 @@ def _set_momentum(group: MutableMapping[str, Any], value: float, use_beta1: bool
 
 
 # ---------------------------------------------------------------------------------------------
+# Param groups added or removed after a scheduler was built. Most schedulers keep one value per
+# group from their construction (base_lrs, lr_lambdas, max_lrs, ...); torch's step zips these
+# with the optimizer's groups with strict=True and raises ValueError mid-step, after writing
+# some of the lrs. Here each step checks first, so a step that raises changes nothing.
+
+
+def _param_groups_changed(scheduler: Any, built_for: int) -> ValueError:
+    name = type(scheduler).__name__
+    count = len(scheduler.optimizer.param_groups)
+    change = "added" if count > built_for else "removed"
+    return ValueError(
+        f"{name}: the optimizer's param groups changed after the scheduler was built: it has "
+        f"{count} param groups now and had {built_for} then (a group was {change}). {name} "
+        "keeps one value per param group from its construction, so it cannot schedule them "
+        "(torch raises here too). Build the scheduler after adding every param group "
+        "(optimizer.add_param_group), or build a new scheduler after changing them."
+    )
+
+
+def _check_scheduler_groups(scheduler: Any, epoch: Any = None) -> None:
+    """Raise where ``scheduler``'s next step (``step(epoch)``) cannot handle the optimizer's
+    current param groups; a scheduler from elsewhere (torch's) is not checked."""
+    check = getattr(scheduler, "_check_param_groups", None)
+    if check is not None:
+        check(epoch)
+
+
+# ---------------------------------------------------------------------------------------------
 # Watching optimizer.step(), to warn when a scheduler steps before its optimizer ever did.
 
 
@@ -441,12 +474,33 @@ class LRScheduler:
         """
         if self._step_count == 1:
             _warn_if_optimizer_not_stepped(self.optimizer)
-        self._step_count += 1
         if epoch is not None:
             warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
+        self._check_param_groups(epoch)  # raises before anything changes
+        self._step_count += 1
         self._update_lr(epoch)
 
+    def _groups_needed(self, epoch: Any = None) -> int | None:
+        """The number of param groups the next ``step(epoch)`` needs: the number the scheduler
+        was built for where that step uses values saved per group at construction (as torch's
+        does, whose step raises then), or None where it works from the groups' current lrs.
+
+        Here: the closed form (an explicit epoch) uses ``base_lrs``; the chainable form does not.
+        """
+        if epoch is not None and hasattr(self, "_get_closed_form_lr"):
+            return len(self.base_lrs)
+        return None
+
+    def _check_param_groups(self, epoch: Any = None) -> None:
+        """Raise ValueError, before anything changes, where the next ``step(epoch)`` cannot
+        schedule the optimizer's param groups because groups were added or removed since the
+        scheduler was built."""
+        needed = self._groups_needed(epoch)
+        if needed is not None and needed != len(self.optimizer.param_groups):
+            raise _param_groups_changed(self, needed)
+
     def _update_lr(self, epoch: int | None = None) -> None:
+        previous_epoch = self.last_epoch
         self._get_lr_called_within_step = True
         try:
             if epoch is None:
@@ -458,6 +512,12 @@ class LRScheduler:
                 values = closed_form() if closed_form is not None else self.get_lr()
         finally:
             self._get_lr_called_within_step = False
+        values = list(values)
+        if len(values) != len(self.optimizer.param_groups):
+            # A get_lr() that _groups_needed does not describe (a subclass's): torch's strict
+            # zip raises here; undo the epoch and write nothing.
+            self.last_epoch = previous_epoch
+            raise _param_groups_changed(self, len(values))
         for group, lr in zip(self.optimizer.param_groups, values):
             _set_group_value(group, "lr", lr)
         self._last_lr = _group_values(self.optimizer, "lr")
@@ -503,6 +563,10 @@ class _LambdaState:
         self.optimizer = optimizer
         self.lr_lambdas = _lambdas_per_group(optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)  # type: ignore[call-arg]
+
+    def _groups_needed(self, epoch: Any = None) -> int | None:
+        # One function per group, at every step (torch zips them with strict=True).
+        return len(self.lr_lambdas)
 
     def state_dict(self) -> dict[str, Any]:
         state = self._copy_state(("optimizer", "lr_lambdas"))  # type: ignore[attr-defined]
@@ -948,6 +1012,16 @@ class CosineAnnealingLR(LRScheduler):
             for base_lr in self.base_lrs
         ]
 
+    def _groups_needed(self, epoch: Any = None) -> int | None:
+        if epoch is not None:
+            return len(self.base_lrs)
+        # Only the step after the bottom of the cosine uses base_lrs (as torch's, which raises
+        # there and not before): the other steps scale each group's current lr. (get_lr's other
+        # base_lrs branch, _step_count == 1, is not reached by step(), which counts first.)
+        if not self._is_initial and (self.last_epoch - self.T_max) % (2 * self.T_max) == 0:
+            return len(self.base_lrs)
+        return None
+
 
 class CosineAnnealingWarmRestarts(LRScheduler):
     r"""Cosine annealing that restarts at the initial lr after ``T_0``, then ``T_0 T_mult``, ...
@@ -1024,6 +1098,9 @@ class CosineAnnealingWarmRestarts(LRScheduler):
             for base_lr in self.base_lrs
         ]
 
+    def _groups_needed(self, epoch: Any = None) -> int | None:
+        return len(self.base_lrs)  # every step is computed from base_lrs
+
     def _cycle_of(self, epoch: float) -> int:
         """The index n of the cycle that contains ``epoch`` (``T_mult > 1``, ``epoch >= T_0``)."""
         # torch takes int(log(...)) alone, which rounds 2.9999999999999996 down to 2 at some
@@ -1047,6 +1124,9 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         """
         if self._step_count == 1:
             _warn_if_optimizer_not_stepped(self.optimizer)
+        if epoch is not None and epoch < 0:
+            raise ValueError(f"Expected non-negative epoch, but got {epoch}")
+        self._check_param_groups(epoch)
         self._step_count += 1
         if epoch is None and self.last_epoch < 0:
             epoch = 0
@@ -1057,8 +1137,6 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 self.T_cur = self.T_cur % self.T_i
                 self.T_i = self.T_i * self.T_mult
         else:
-            if epoch < 0:
-                raise ValueError(f"Expected non-negative epoch, but got {epoch}")
             if epoch >= self.T_0:
                 if self.T_mult == 1:
                     self.T_cur = epoch % self.T_0
@@ -1192,6 +1270,9 @@ class CyclicLR(LRScheduler):
         elif self.mode == "exp_range":
             self._scale_fn_ref = partial(_exp_range_scale, self.gamma)
             self.scale_mode = "iterations"
+
+    def _groups_needed(self, epoch: Any = None) -> int | None:
+        return len(self.base_lrs)  # every step is computed from base_lrs and max_lrs
 
     def scale_fn(self, x: float) -> float:
         """The amplitude scale at cycle or step ``x``."""
@@ -1418,6 +1499,37 @@ class OneCycleLR(LRScheduler):
                     group["base_momentum"] = base
         super().__init__(optimizer, last_epoch)
 
+    def _phase_at(self, step_num: float) -> tuple[dict[str, Any], float]:
+        """The schedule phase that contains ``step_num``, and the step it starts at."""
+        start_step = 0.0
+        for index, phase in enumerate(self._schedule_phases):
+            if step_num <= phase["end_step"] or index == len(self._schedule_phases) - 1:
+                return phase, start_step
+            start_step = phase["end_step"]
+        raise AssertionError("unreachable")
+
+    def _check_param_groups(self, epoch: Any = None) -> None:
+        # Each group carries its own bounds ('initial_lr', 'max_lr', ...), set when the scheduler
+        # was built: a group added later has none, and torch's step raises KeyError at it.
+        step_num = self.last_epoch + 1 if epoch is None else epoch
+        if self._is_initial or step_num > self.total_steps:
+            return  # get_lr raises its own error past the last step, as torch's does first
+        phase, _ = self._phase_at(step_num)
+        keys = [phase["start_lr"], phase["end_lr"]]
+        if self.cycle_momentum:
+            keys += [phase["start_momentum"], phase["end_momentum"]]
+            keys += ["betas"] if self.use_beta1 else []
+        for index, group in enumerate(self.optimizer.param_groups):
+            for key in keys:
+                if key not in group:
+                    raise KeyError(
+                        f"OneCycleLR: param_groups[{index}] has no {key!r}, which the scheduler "
+                        "sets in every param group when it is built: the group was added after "
+                        "the scheduler was built (torch raises KeyError here too). Build the "
+                        "scheduler after adding every param group (optimizer.add_param_group), "
+                        "or build a new scheduler after adding one."
+                    )
+
     def _anneal_func(self, start: float, end: float, pct: float) -> float:
         if self._anneal_func_type == "cos":
             return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
@@ -1431,26 +1543,22 @@ class OneCycleLR(LRScheduler):
                 f"Tried to step {step_num} times. The specified number of total steps is "
                 f"{self.total_steps}"
             )
+        phase, start_step = self._phase_at(step_num)
+        pct = (step_num - start_step) / (phase["end_step"] - start_step)
         lrs = []
         momentums = []
         for group in self.optimizer.param_groups:
-            start_step = 0.0
-            for index, phase in enumerate(self._schedule_phases):
-                end_step = phase["end_step"]
-                if step_num <= end_step or index == len(self._schedule_phases) - 1:
-                    pct = (step_num - start_step) / (end_step - start_step)
-                    lrs.append(
-                        self._anneal_func(group[phase["start_lr"]], group[phase["end_lr"]], pct)
+            lrs.append(self._anneal_func(group[phase["start_lr"]], group[phase["end_lr"]], pct))
+            if self.cycle_momentum:
+                momentums.append(
+                    self._anneal_func(
+                        group[phase["start_momentum"]], group[phase["end_momentum"]], pct
                     )
-                    if self.cycle_momentum:
-                        momentum = self._anneal_func(
-                            group[phase["start_momentum"]], group[phase["end_momentum"]], pct
-                        )
-                        _set_momentum(group, momentum, self.use_beta1)
-                        momentums.append(momentum)
-                    break
-                start_step = phase["end_step"]
+                )
+        # Written only once every group's values are known (step checked the groups first).
         if self.cycle_momentum:
+            for group, momentum in zip(self.optimizer.param_groups, momentums):
+                _set_momentum(group, momentum, self.use_beta1)
             self._last_momentum = momentums
         return lrs
 
@@ -1539,7 +1647,8 @@ class SequentialLR(_CompositeScheduler):
             if "initial_lr" not in group:
                 raise KeyError(
                     f"param_groups[{index}] has no 'initial_lr': build the schedulers on this "
-                    "optimizer before the SequentialLR"
+                    "optimizer before the SequentialLR, and add every param group before the "
+                    "schedulers (a group added after them is not scheduled)"
                 )
         self._schedulers = schedulers
         self._milestones = milestones
@@ -1578,12 +1687,22 @@ class SequentialLR(_CompositeScheduler):
         elif hasattr(target, "last_epoch"):
             target.last_epoch -= 1
 
+    def _next(self) -> tuple[Any, bool]:
+        """The scheduler that the next step drives, and whether it starts at that step."""
+        epoch = self.last_epoch + 1
+        index = bisect_right(self._milestones, epoch)
+        return self._schedulers[index], index > 0 and self._milestones[index - 1] == epoch
+
+    def _check_param_groups(self, epoch: Any = None) -> None:
+        scheduler, starts = self._next()
+        _check_scheduler_groups(scheduler, 0 if starts else None)
+
     def step(self) -> None:  # type: ignore[override]
         """Advance one epoch, switching scheduler at a milestone."""
+        self._check_param_groups()
+        scheduler, starts = self._next()
         self.last_epoch += 1
-        index = bisect_right(self._milestones, self.last_epoch)
-        scheduler = self._schedulers[index]
-        if index > 0 and self._milestones[index - 1] == self.last_epoch:
+        if starts:
             scheduler._update_lr(0)
         else:
             scheduler.step()
@@ -1632,8 +1751,15 @@ class ChainedScheduler(_CompositeScheduler):
         self.last_epoch = 0
         self._last_lr = _group_values(schedulers[-1].optimizer, "lr")
 
+    def _check_param_groups(self, epoch: Any = None) -> None:
+        for scheduler in self._schedulers:
+            _check_scheduler_groups(scheduler)
+
     def step(self) -> None:  # type: ignore[override]
         """Step every scheduler, in order."""
+        # All are checked first: torch's raises at the first scheduler that cannot step, after
+        # the ones before it changed the lrs.
+        self._check_param_groups()
         for scheduler in self._schedulers:
             scheduler.step()
         self.last_epoch += 1
@@ -1736,30 +1862,40 @@ class ReduceLROnPlateau(LRScheduler):
             epoch = self.last_epoch + 1
         else:
             warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
-        self.last_epoch = epoch
-        if self._is_better(current, self.best):
-            self.best = current
-            self.num_bad_epochs = 0
+        # The new state is worked out first and kept only if the step does not raise.
+        best, num_bad_epochs = self.best, self.num_bad_epochs
+        cooldown_counter = self.cooldown_counter
+        if self._is_better(current, best):
+            best, num_bad_epochs = current, 0
         else:
-            self.num_bad_epochs += 1
-        if self.in_cooldown:
-            self.cooldown_counter -= 1
-            self.num_bad_epochs = 0
-        if self.num_bad_epochs > self.patience:
+            num_bad_epochs += 1
+        if cooldown_counter > 0:  # in cooldown: bad epochs do not count
+            cooldown_counter -= 1
+            num_bad_epochs = 0
+        reduce = num_bad_epochs > self.patience
+        if reduce:
+            self._check_min_lrs()
+            cooldown_counter, num_bad_epochs = self.cooldown, 0
+        self.last_epoch = epoch
+        self.best, self.num_bad_epochs = best, num_bad_epochs
+        self.cooldown_counter = cooldown_counter
+        if reduce:
             self._reduce_lr()
-            self.cooldown_counter = self.cooldown
-            self.num_bad_epochs = 0
         self._last_lr = _group_values(self.optimizer, "lr")
+
+    def _check_min_lrs(self) -> None:
+        if len(self.optimizer.param_groups) != len(self.min_lrs) and self.default_min_lr is None:
+            raise RuntimeError(
+                f"The number of param groups in the optimizer "
+                f"({len(self.optimizer.param_groups)}) differs from when ReduceLROnPlateau "
+                f"was initialized ({len(self.min_lrs)}), usually because a param group was "
+                "added: set `min_lrs` to one value per group, or build the scheduler after "
+                "adding every param group (optimizer.add_param_group)."
+            )
 
     def _reduce_lr(self) -> None:
         if len(self.optimizer.param_groups) != len(self.min_lrs):
-            if self.default_min_lr is None:
-                raise RuntimeError(
-                    f"The number of param groups in the optimizer "
-                    f"({len(self.optimizer.param_groups)}) differs from when ReduceLROnPlateau "
-                    f"was initialized ({len(self.min_lrs)}), usually because a param group was "
-                    "added: set `min_lrs` to one value per group."
-                )
+            self._check_min_lrs()
             self.min_lrs = [self.default_min_lr] * len(self.optimizer.param_groups)
         for index, group in enumerate(self.optimizer.param_groups):
             old_lr = float(group["lr"])
@@ -1880,6 +2016,8 @@ class AdaptiveCosineAnnealingLR(LRScheduler):
         Args:
             metrics: the monitored value for the epoch that just ended.
         """
+        if len(self.max_lrs) != len(self.optimizer.param_groups):
+            raise _param_groups_changed(self, len(self.max_lrs))
         self.period_metrics.append(float(metrics))
         self.last_epoch += 1
         position = self.last_epoch % self.period
@@ -1949,6 +2087,9 @@ class ScheduleLR(LRScheduler):
 
     def _get_closed_form_lr(self) -> list[Any]:
         return [float(schedule(self.last_epoch)) for schedule in self.schedules]
+
+    def _groups_needed(self, epoch: Any = None) -> int | None:
+        return len(self.schedules)  # one schedule per group
 
     def state_dict(self) -> dict[str, Any]:
         # The schedules are code, rebuilt by the program that resumes; only the epoch is state.
