@@ -634,3 +634,42 @@ def test_removed_group_key_is_a_value_error_naming_it() -> None:
     with pytest.raises(ValueError, match="param_groups\\[0\\] lacks \\['eps'\\]"):
         opt.step([np.ones(2)])
     assert (w == before).all()
+
+
+def test_new_group_whose_parameter_is_another_groups_state_is_refused() -> None:
+    a = np.ones(4, np.float32)
+    opt = optim.Adam([a], lr=0.1)
+    opt.step([np.ones(4, np.float32)])
+    with pytest.raises(ValueError, match="parameter 1 shares memory with state\\['exp_avg'\\]"):
+        opt.add_param_group({"params": [opt.state[a]["exp_avg"]]})
+    assert len(opt.param_groups) == 1
+
+
+@pytest.mark.parametrize("name", ["SGD", "RMSprop", "Adadelta", "Adam"])  # lazy state
+@pytest.mark.parametrize("groups", [1, 2], ids=["one-group", "two-groups"])
+def test_parameter_changed_in_place_before_its_state_exists(name: str, groups: int) -> None:
+    """The first step creates state and the core plan from the arrays as they are then: a
+    parameter made read-only (or reshaped) since it was given is refused before that."""
+    a, b = np.ones(4), np.ones(4)
+    spec = [{"params": [a]}, {"params": [b]}] if groups == 2 else [a, b]
+    opt = getattr(optim, name)(spec, lr=0.1, **STATEFUL[name])
+    b.flags.writeable = False
+    with pytest.raises(ValueError, match="parameter 1 is read-only"):
+        opt.step([np.ones(4), np.ones(4)])
+    assert (a == 1).all() and len(opt.state) == 0
+    b.flags.writeable = True
+    a.shape = (2, 2)
+    with pytest.raises(ValueError, match="parameter 0 was changed in place to shape \\(2, 2\\)"):
+        opt.step([np.ones((2, 2)), np.ones(4)])
+    assert (b == 1).all() and len(opt.state) == 0
+
+
+def test_strided_gradient_spanning_another_parameter_says_it_is_not_contiguous() -> None:
+    base = np.zeros(20)
+    a, b = base[0:8], base[10:14]
+    opt = optim.SGD([{"params": [a]}, {"params": [b]}], lr=0.1)
+    with pytest.raises(ValueError, match="gradient for parameter 1 is not C-contiguous"):
+        opt.step([np.ones(8), base[1::5]])  # its extent spans parameter 0
+    with pytest.raises(ValueError, match="gradient for parameter 1 shares memory with parameter 0"):
+        opt.step([np.ones(8), base[2:6]])
+    assert (base == 0).all()

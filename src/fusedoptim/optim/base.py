@@ -742,6 +742,9 @@ class Optimizer:
         try:
             plan = self._build_plan(new_group, self._num_params, entries)
             self._make_core_plans(plan)
+            # A new parameter may be another group's state array (check_no_overlap above
+            # compares parameters only).
+            footprint = self._checked_footprint([*self._plans, plan])
         finally:
             self._objects = previous
 
@@ -755,7 +758,7 @@ class Optimizer:
         self._plans.append(plan)
         self._plan_groups.append(param_group)
         self._num_params += len(params)
-        self._footprint = None
+        self._footprint = footprint
 
     def _flat_label(self, index: int) -> str:
         """The label of the parameter with flat ``index`` (walks the groups: errors only)."""
@@ -1077,6 +1080,9 @@ class Optimizer:
             calls = sum(len(plan.buckets) for plan in plans)
             for plan, plan_grads in zip(plans, group_grads):
                 if any(bucket.missing for bucket in plan.buckets):
+                    # The core sees these tensors only after their state is created: check
+                    # here what it would (a parameter changed in place since it was given).
+                    self._check_params_unchanged(plan)
                     self._check_grads(plan, plan_grads)
                 elif calls > 1:
                     self._run_buckets(plan, plan_grads, check_only=True)
@@ -1196,12 +1202,18 @@ class Optimizer:
     def _check_grads_against_footprint(self, grads: Sequence[Any]) -> None:
         """Refuse a gradient that shares memory with any array the step writes."""
         if self._footprint is None:
-            self._footprint = self._written_footprint(self._plans)
+            self._footprint = self._checked_footprint(self._plans)
         footprint, where = self._footprint
         hit = footprint.first_read_overlap(grads)
         if hit is not None:
             label = self._flat_label(hit[0])
             label = f"{label}.grad" if self._objects else f"gradient for {label}"
+            param_index = hit[0]
+            for plan in self._plans:  # a layout problem first, if it has one (not contiguous)
+                if plan.start <= param_index < plan.stop:
+                    check_grad_array(
+                        grads[param_index], plan.arrays[param_index - plan.start], label
+                    )
             if where[hit[1]] == (None, hit[0]):  # as check_grad_array says it
                 raise ValueError(f"{label} shares memory with its parameter: pass a separate array")
             raise ValueError(
