@@ -784,6 +784,66 @@ def test_replaced_data_and_replaced_state_are_seen() -> None:
     assert_same_state(ours, reference, dtype)
 
 
+# A new .data at the parameter's address: the step must see its new shape and strides.
+SAME_ADDRESS_CHANGES: dict[str, Any] = {
+    "transposed": lambda data: data.t(),
+    "flattened": lambda data: data.view(-1),
+    "narrowed": lambda data: data.view(-1)[:2],
+    "permuted": lambda data: data.view(2, 1, 2).permute(2, 1, 0),
+    "first-row": lambda data: data[:1],  # the same strides: only the shape tells
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "change"),
+    [*(("SGD", change) for change in SAME_ADDRESS_CHANGES), ("Adam", "transposed")],
+)
+def test_new_data_at_the_same_address_is_seen(name: str, change: str) -> None:
+    """``p.data = p.data.t()`` keeps the address: the plan must be remade all the same.
+
+    A plan kept for the old shape and strides would update the wrong elements (transposed) or
+    refuse a valid gradient (flattened), or update elements no longer in the parameter (first
+    row). The gradient is a contiguous tensor of the new shape, assigned after the change, as a
+    user does. Adam's state, made before the change, follows it as in torch (where the shape
+    stays: state of another shape is refused by torch.optim too).
+    """
+    results = []
+    for module in (torch.optim, ft):
+        weight = torch.nn.Parameter(torch.arange(4.0, dtype=torch.float64).view(2, 2))
+        extra = {"foreach": False} if module is torch.optim else {}
+        optimizer = getattr(module, name)([weight], lr=1.0, **extra)
+        weight.grad = torch.full((2, 2), 0.5, dtype=torch.float64)
+        optimizer.step()
+        weight.data = SAME_ADDRESS_CHANGES[change](weight.data)
+        for step in range(2):
+            grad = torch.arange(weight.numel(), dtype=torch.float64) * (step + 1)
+            weight.grad = grad.view(weight.shape)
+            optimizer.step()
+        results.append(weight.detach().clone())
+    expected, actual = results
+    assert actual.shape == expected.shape and actual.stride() == expected.stride()
+    assert_close(actual, expected, torch.float64, change)
+
+
+def test_new_dtype_at_the_same_address_is_seen() -> None:
+    """``p.data = p.data.view(torch.complex64)`` keeps address, shape and strides: still seen.
+
+    Complex parameters are refused, here as at construction; the step must not go on updating
+    the memory as float64.
+    """
+    weight = torch.nn.Parameter(torch.ones(4, dtype=torch.float64))
+    optimizer = ft.SGD([weight], lr=0.1)
+    weight.grad = torch.ones(4, dtype=torch.float64)
+    optimizer.step()
+    weight.data = weight.data.view(torch.complex64)
+    assert weight.shape == (4,) and weight.stride() == (1,)
+    weight.grad = torch.ones(4, dtype=torch.complex64)
+    before = weight.detach().clone()
+    with pytest.raises(TypeError, match=r"params'\]\[0\] has dtype torch.complex64"):
+        optimizer.step()
+    assert torch.equal(weight.detach(), before)
+
+
 def test_step_edited_in_place_is_honoured() -> None:
     dtype = torch.float64
     data = make_data(dtype, steps=4)
@@ -892,14 +952,90 @@ def test_sparse_parameters_are_refused() -> None:
         ft.SGD([sparse], lr=0.1)
 
 
-def test_overlapping_parameters_are_refused() -> None:
+def test_overlapping_parameters_are_refused_at_construction() -> None:
     base = torch.zeros(10)
     first, second = torch.nn.Parameter(base[:6]), torch.nn.Parameter(base[4:])
-    optimizer = ft.SGD([first, second], lr=0.1)
-    first.grad, second.grad = torch.ones(6), torch.ones(6)
-    with pytest.raises(ValueError, match=r"\[1\] shares memory with .*\[0\]"):
+    with pytest.raises(
+        ValueError, match=r"\[0\]\['params'\]\[1\] shares memory with .*\[0\]\['params'\]\[0\]"
+    ):
+        ft.SGD([first, second], lr=0.1)
+    # In different groups: refused by the constructor, after torch.optim added them all.
+    with pytest.raises(
+        ValueError, match=r"\[1\]\['params'\]\[0\] shares memory with .*\[0\]\['params'\]\[0\]"
+    ):
+        ft.SGD([{"params": [first]}, {"params": [second]}], lr=0.1)
+    # Added later: refused by add_param_group, which leaves the optimizer as it was.
+    optimizer = ft.SGD([first], lr=0.1)
+    with pytest.raises(
+        ValueError, match=r"\[1\]\['params'\]\[0\] shares memory with .*\[0\]\['params'\]\[0\]"
+    ):
+        optimizer.add_param_group({"params": [second]})
+    assert len(optimizer.param_groups) == 1
+    # The same tensor in two groups is torch.optim's own refusal, with its own message.
+    with pytest.raises(ValueError, match="some parameters appear in more than one parameter group"):
+        optimizer.add_param_group({"params": [first]})
+
+
+def test_parameter_moved_onto_another_groups_memory_is_refused_at_step() -> None:
+    """Overlaps that arise after construction (a new ``.data``) are refused before any write."""
+    base = torch.zeros(10)
+    first, second = torch.nn.Parameter(base[:5]), torch.nn.Parameter(torch.zeros(5))
+    optimizer = ft.Adam([{"params": [first]}, {"params": [second]}], lr=0.1)
+    first.grad, second.grad = torch.ones(5), torch.ones(5)
+    second.data = base[3:8]
+    with pytest.raises(
+        ValueError, match=r"\[1\]\['params'\]\[0\] shares memory with .*\[0\]\['params'\]\[0\]"
+    ):
         optimizer.step()
     assert torch.equal(base, torch.zeros(10))
+    assert not optimizer.state
+
+
+def _misaligned(count: int) -> Any:
+    """A float32 tensor two bytes off its element alignment (as ``torch.frombuffer`` makes)."""
+    return torch.frombuffer(bytearray(4 * count + 4), dtype=torch.float32, offset=2, count=count)
+
+
+def test_misaligned_parameters_are_refused_at_construction() -> None:
+    """The kernels need aligned memory: refused when the parameter is given, with the fix."""
+    weight = torch.nn.Parameter(_misaligned(10))
+    assert weight.data_ptr() % 4
+    with pytest.raises(
+        ValueError,
+        match=r"params'\]\[0\] starts at address 0x[0-9a-f]+, which is not a multiple of its "
+        r"element size \(4 bytes.*p\.data = p\.data\.clone\(\)",
+    ):
+        ft.SGD([weight], lr=0.1)
+    optimizer = ft.SGD([torch.nn.Parameter(torch.zeros(3))], lr=0.1)
+    with pytest.raises(ValueError, match=r"param_groups\[1\]\['params'\]\[0\] starts at address"):
+        optimizer.add_param_group({"params": [weight]})
+    assert len(optimizer.param_groups) == 1
+    # The fix the message gives works, with torch.optim's numbers.
+    weight.data = weight.data.clone()
+    reference = torch.nn.Parameter(weight.detach().clone())
+    optimizer, expected = ft.SGD([weight], lr=0.1), torch.optim.SGD([reference], lr=0.1)
+    weight.grad, reference.grad = torch.ones(10), torch.ones(10)
+    optimizer.step()
+    expected.step()
+    assert torch.equal(weight.detach(), reference.detach())
+
+
+def test_misaligned_state_and_gradients_are_read_through_copies() -> None:
+    """State and gradients may be misaligned: loaded state is copied, gradients read via copies."""
+    dtype = torch.float32
+    weight, reference = torch.nn.Parameter(torch.ones(10)), torch.nn.Parameter(torch.ones(10))
+    optimizer = ft.Adam([weight], lr=0.1)
+    expected = torch.optim.Adam([reference], lr=0.1, foreach=False)
+    for opt, p in ((optimizer, weight), (expected, reference)):
+        p.grad = torch.ones(10)
+        opt.step()
+        opt.state[p]["exp_avg"] = _misaligned(10).fill_(0.25)
+        grad = _misaligned(10)
+        grad.copy_(torch.linspace(-1.0, 1.0, 10))
+        p.grad = grad
+        opt.step()
+    assert_close(weight.detach(), reference.detach(), dtype, "param")
+    assert_same_state(optimizer, expected, dtype)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -970,6 +1106,129 @@ def test_step_count_the_core_refuses_in_a_later_group_changes_nothing() -> None:
     with pytest.raises(ValueError, match="step counts cannot be negative"):
         optimizer.step()
     assert_unchanged(before, model, optimizer)
+
+
+@pytest.mark.parametrize("grouping", ["two groups", "one group"])
+@pytest.mark.parametrize("name", ["RMSprop", "Adadelta", "Adam", "AdamW"])
+def test_refused_step_creates_no_state(name: str, grouping: str) -> None:
+    """State torch.optim would create at a parameter's first step is not created by a refusal.
+
+    The core refuses the negative step count of ``b`` only when it runs; ``a``'s state, due at
+    this step, must not exist after the refusal, in ``a``'s group or with ``a`` in ``b``'s.
+    """
+    a = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    b = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    groups = [{"params": [a]}, {"params": [b]}] if grouping == "two groups" else [a, b]
+    optimizer = getattr(ft, name)(groups, lr=0.1)
+    b.grad = torch.ones(3, dtype=torch.float64)
+    optimizer.step()
+    optimizer.state[b]["step"].fill_(-5.0)
+    a.grad = torch.ones(3, dtype=torch.float64)
+    b_state = copy.deepcopy(dict(optimizer.state[b]))
+    with pytest.raises(ValueError, match="step counts cannot be negative"):
+        optimizer.step()
+    assert a not in optimizer.state or not optimizer.state[a]
+    assert torch.equal(a.detach(), torch.ones(3, dtype=torch.float64))
+    assert optimizer.state[b].keys() == b_state.keys()
+    assert all(torch.equal(optimizer.state[b][key], b_state[key]) for key in b_state)
+    # Once the step count is fixed, a's first step is a first step, as in torch.optim.
+    optimizer.state[b]["step"].fill_(1.0)
+    optimizer.step()
+    assert optimizer.state[a]["step"].item() == 1
+
+
+def test_refused_step_leaves_sgd_momentum_unstarted() -> None:
+    """SGD with dampening: a buffer created by a refused step would count as started later."""
+    options = {"lr": 0.1, "momentum": 0.9, "dampening": 0.5}
+
+    def run(module: Any) -> tuple[Any, Any]:
+        a = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+        b = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+        extra = {"foreach": False} if module is torch.optim else {}
+        optimizer = module.SGD([{"params": [a]}, {"params": [b]}], **options, **extra)
+        b.grad = torch.full((3,), 2.0, dtype=torch.float64)
+        optimizer.step()
+        a.grad = torch.full((3,), 3.0, dtype=torch.float64)
+        if module is ft:  # a step refused after a's buffer would have been made
+            buffer = optimizer.state[b]["momentum_buffer"]
+            optimizer.state[b]["momentum_buffer"] = a.detach()  # another group's parameter
+            with pytest.raises(ValueError, match="shares memory"):
+                optimizer.step()
+            assert a not in optimizer.state or not optimizer.state[a]
+            optimizer.state[b]["momentum_buffer"] = buffer
+        optimizer.step()
+        optimizer.step()
+        return a, b
+
+    (a, b), (ref_a, ref_b) = run(ft), run(torch.optim)
+    assert_close(a.detach(), ref_a.detach(), torch.float64, "a")
+    assert_close(b.detach(), ref_b.detach(), torch.float64, "b")
+
+
+STATE_ALIASES: dict[str, tuple[Any, str]] = {
+    # (groups of the parameters a, b, c; the expected message)
+    "another group": (
+        lambda a, b, c: [{"params": [a, b]}, {"params": [c]}],
+        r"state 'exp_avg' of param_groups\[1\]\['params'\]\[0\] shares memory with "
+        r"param_groups\[0\]\['params'\]\[0\]",
+    ),
+    # c is float32 between two float64 parameters: the second float64 slice index is 1, not 2.
+    "its group, numbered across dtypes": (
+        lambda a, b, c: [{"params": [a, c, b]}],
+        r"state 'exp_avg' of param_groups\[0\]\['params'\]\[2\] shares memory with "
+        r"param_groups\[0\]\['params'\]\[0\]",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(STATE_ALIASES))
+def test_state_sharing_another_parameters_memory_is_refused_before_any_write(case: str) -> None:
+    """``optimizer.state[b]['exp_avg'] = a.data``: refused, naming both in the user's numbering."""
+    make_groups, message = STATE_ALIASES[case]
+    a = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    b = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    c = torch.nn.Parameter(torch.ones(2))
+    optimizer = ft.Adam(make_groups(a, b, c), lr=0.1)
+    for p in (a, b, c):
+        p.grad = torch.ones_like(p)
+    optimizer.step()
+    target = b if case != "another group" else c
+    if target is c:  # a float32 view of a's float64 memory, shaped like c
+        optimizer.state[c]["exp_avg"] = a.detach().view(torch.float32)[:2]
+    else:
+        optimizer.state[b]["exp_avg"] = a.detach()
+    before = {p: (p.detach().clone(), copy.deepcopy(dict(optimizer.state[p]))) for p in (a, b, c)}
+    with pytest.raises(ValueError, match=message):
+        optimizer.step()
+    for p, (value, state) in before.items():
+        assert torch.equal(p.detach(), value)
+        assert all(torch.equal(optimizer.state[p][key], state[key]) for key in state)
+
+
+@pytest.mark.parametrize("where", ["another group", "another dtype of its group"])
+def test_gradient_sharing_memory_with_a_parameter_another_call_updates_is_read_first(
+    where: str,
+) -> None:
+    """A gradient overlapping a parameter that another kernel call updates is read as it was.
+
+    Within a call the core refuses such a gradient and the step reads it through a copy; across
+    calls (groups, or dtypes within a group: float32 first) no core sees both, so the step
+    checks it itself. The gradient must give the values it had when step() was called. ``c``,
+    whose gradient is itself, makes the core refuse ``b``'s call once, which must not undo that.
+    """
+    a = torch.nn.Parameter(torch.arange(1.0, 5.0))  # float32: the first kernel call
+    b = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    c = torch.nn.Parameter(torch.full((3,), 2.0, dtype=torch.float64))
+    groups = [{"params": [a]}, {"params": [b, c]}] if where == "another group" else [b, a, c]
+    optimizer = ft.SGD(groups, lr=0.5)
+    a.grad = torch.ones(4)
+    b.grad = a.detach().view(torch.float64)  # a's bytes, updated by then if read in place
+    c.grad = c.detach()
+    expected = -0.5 * a.detach().view(torch.float64).clone()
+    optimizer.step()
+    assert torch.equal(a.detach(), torch.arange(0.5, 4.5))
+    assert torch.equal(b.detach(), expected)
+    assert torch.equal(c.detach(), torch.ones(3, dtype=torch.float64))
 
 
 def test_parameter_on_another_device_is_refused_at_step_and_nothing_changes() -> None:

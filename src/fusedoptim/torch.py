@@ -19,10 +19,11 @@ What a step costs in Python, and why:
 * Zero-copy NumPy views of the parameters and of the state are made once, per group, in a *plan*,
   together with a ``fusedoptim._core.Plan`` per dtype that checks them once (types, dtype,
   layout, no overlaps) and holds them. The plan is rebuilt only when something structural
-  changes: the group's parameter list, a parameter's ``.data`` (seen as a changed
-  ``data_ptr()``), the state (``load_state_dict``, or any write through ``optimizer.state``,
-  which counts its writes), state created at a parameter's first step, or an option that needs
-  other state.
+  changes: the group's parameter list, a parameter's ``.data`` (seen as a changed address or
+  strides, or a shape or dtype that the gradients no longer match: ``p.data = p.data.t()``
+  keeps the address), the state (``load_state_dict``, or any write through
+  ``optimizer.state``, which counts its writes), state created at a parameter's first step, or
+  an option that needs other state.
 * Gradients are new tensors after every ``zero_grad()``, so they are looked at each step and never
   kept: the optimizer holds no gradient between steps, exactly like ``torch.optim``. A group's
   gradients are checked together in a few C-level passes (plain CPU tensors of the parameter's
@@ -33,17 +34,21 @@ What a step costs in Python, and why:
 * The ``step`` tensors of a group are 0-d views into one tensor per group, so counting a step for
   150 parameters is one vectorised NumPy assignment, not 150 tensor operations.
 
-What is refused, with an error that says what to use instead, before anything is written: tensors
-on other devices than the CPU, sparse parameters and gradients, integer, complex, ``float16`` and
-``bfloat16`` parameters (half precision would need float32 master state; train in float32, with
-``torch.autocast`` for the forward pass, or use ``torch.optim``), parameters whose memory
-overlaps another parameter's, and ``differentiable=True`` / ``capturable=True`` (autograd through
-the step and CUDA-graph capture are things these kernels do not do). ``foreach`` and ``fused``
-are accepted with any value and stored as given: both ask for a multi-tensor implementation,
-which is the only one here. Parameters that are dense but not contiguous (``channels_last``
-convolution weights, a transposed weight) are updated in place like contiguous ones; a gradient
-whose layout differs from its parameter's, or that shares memory with a parameter or its state,
-is read through a copy (gradients are only read, so no update is lost).
+What is refused, with an error that says what to use instead, before anything is written (and
+before any state is created): tensors on other devices than the CPU, sparse parameters and
+gradients, integer, complex, ``float16`` and ``bfloat16`` parameters (half precision would need
+float32 master state; train in float32, with ``torch.autocast`` for the forward pass, or use
+``torch.optim``), parameters not aligned to their element size, parameters whose memory overlaps
+another parameter's (in any group) and state tensors that share memory with another parameter or
+its state, and ``differentiable=True`` / ``capturable=True`` (autograd through the step and
+CUDA-graph capture are things these kernels do not do). Parameters are checked when they are
+given, so most of these refusals come from the constructor or ``add_param_group``. ``foreach``
+and ``fused`` are accepted with any value and stored as given: both ask for a multi-tensor
+implementation, which is the only one here. Parameters that are dense but not contiguous
+(``channels_last`` convolution weights, a transposed weight) are updated in place like contiguous
+ones; a gradient whose layout differs from its parameter's, that is misaligned, or that shares
+memory with a parameter or state of any group, is read through a copy (gradients are only read,
+so no update is lost).
 
 The parameters' autograd version counters are bumped at each step, as PyTorch's own in-place
 updates do, so a step taken while a graph still needs the old values is reported by autograd.
@@ -51,7 +56,9 @@ updates do, so a step taken while a graph still needs the old values is reported
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -81,6 +88,7 @@ _GET_SHAPE = operator.attrgetter("shape")
 _IS_CPU = operator.attrgetter("is_cpu")
 _IS_CONTIGUOUS = torch.Tensor.is_contiguous
 _IS_NEG = torch.Tensor.is_neg
+_STRIDE = torch.Tensor.stride
 _FLOAT_DTYPES = (torch.float32, torch.float64)
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -89,6 +97,9 @@ _HALF_DTYPES = (torch.float16, torch.bfloat16)
 _CORE_REFUSALS = (TypeError, ValueError)
 
 Group = dict[str, Any]
+# A tensor that a step writes: its memory (first byte, past its last byte) and what it is, in
+# the user's numbering: (group, parameter, state slot in _state_keys or -1 for the parameter).
+_Written = tuple[tuple[int, int], tuple[int, int, int]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,13 +350,21 @@ class _Plan:
     ``expected`` describes the parameters, so that a step can tell with a few C-level passes
     over its gradients whether all can be read in place through their addresses; ``subsets``
     does the same for the parameters that have gradients when some have none (frozen layers),
-    keyed by their positions.
+    keyed by their positions. ``data_ptrs``, ``strides``, ``shapes`` and ``dtypes`` are the
+    parameters' at the time, in ``group['params']`` order (see :meth:`matches`); ``nbytes`` the
+    size of each of ``tensors``; ``written`` the memory of every parameter and state tensor the
+    kernels write, for the overlap checks that span groups.
     """
 
     __slots__ = (
         "group",
         "source",
         "data_ptrs",
+        "shapes",
+        "strides",
+        "dtypes",
+        "nbytes",
+        "written",
         "needs",
         "version",
         "tensors",
@@ -367,6 +386,11 @@ class _Plan:
     group: dict[str, Any]
     source: list[torch.Tensor]
     data_ptrs: list[int]
+    shapes: list[torch.Size]
+    strides: list[tuple[int, ...]]
+    dtypes: list[torch.dtype]
+    nbytes: np.ndarray
+    written: list[_Written]
     needs: tuple[bool, ...]
     version: int
     tensors: list[torch.Tensor]
@@ -385,16 +409,40 @@ class _Plan:
     subsets: dict[tuple[int, ...], _Expected]
 
     def matches(self, group: dict[str, Any], version: int, needs: tuple[bool, ...]) -> bool:
-        """Whether the plan still describes ``group`` (cheap: a few C-level passes)."""
+        """Whether the plan still describes ``group`` (cheap: a few C-level passes).
+
+        A new ``.data`` can keep the address (``p.data = p.data.t()`` and ``.view(-1)`` reuse
+        the old memory), and memory can move under unchanged metadata (``share_memory_()``).
+        Address and strides decide which memory the update touches, in which order, so both are
+        compared at every step (a C-level pass each, about 0.1 µs per tensor). A new shape or
+        dtype at the same address and strides (``p.data = p.data[:1]``) is caught by
+        :meth:`reshaped` when the gradients stop matching the plan: a gradient assigned after
+        the change has the parameter's new shape and dtype (autograd checks), and comparing
+        them at every step too would cost as much again as both passes here.
+        """
         params = group["params"]
         if group is not self.group or version != self.version or needs != self.needs:
             return False
         if len(params) != len(self.source) or not all(map(operator.is_, params, self.source)):
             return False
         try:
-            return list(map(_DATA_PTR, params)) == self.data_ptrs
+            return (
+                list(map(_DATA_PTR, params)) == self.data_ptrs
+                and list(map(_STRIDE, params)) == self.strides
+            )
         except RuntimeError:  # a parameter moved to a device without data pointers (meta)
             return False
+
+    def reshaped(self) -> bool:
+        """Whether a parameter's shape or dtype changed since the plan was made (see matches)."""
+        return (
+            list(map(_GET_SHAPE, self.source)) != self.shapes
+            or list(map(_GET_DTYPE, self.source)) != self.dtypes
+        )
+
+
+class _PlanOutdated(Exception):
+    """A parameter's shape or dtype changed at the same address: the plan must be made again."""
 
 
 class _Expected:
@@ -449,10 +497,14 @@ class _Expected:
 class _Step:
     """One group's part of a step: its plan, its gradients and what the kernels get for them."""
 
-    __slots__ = ("group", "plan", "grads", "arguments", "complete", "new")
+    __slots__ = (
+        "index", "group", "plan", "grads", "arguments", "complete", "new", "created", "states",
+        "written", "cores",
+    )  # fmt: skip
 
     def __init__(
         self,
+        index: int,
         group: dict[str, Any],
         plan: _Plan,
         grads: list[torch.Tensor | None],
@@ -460,12 +512,61 @@ class _Step:
         complete: bool,
         new: list[int],
     ) -> None:
+        self.index = index  # of the group in param_groups
         self.group = group
         self.plan = plan
         self.grads = grads  # also keeps the gradients alive while the kernels read them
         self.arguments = arguments  # per gradient: its address, an array, or None
         self.complete = complete  # every parameter has a gradient
         self.new = new  # parameters whose state is created at this step
+        # The state created for them, and the views, written memory and core plans this step
+        # uses: the plan's own until _prepare_state makes new ones, which _commit_state
+        # publishes.
+        self.created: dict[int, list[tuple[str, torch.Tensor]]] = {}
+        self.states = plan.states
+        self.written = plan.written
+        self.cores = plan.cores
+
+
+class _Footprint:
+    """The memory that the kernel calls of a step with several calls write, sorted by address.
+
+    Each ``_core.Plan`` checks only its own arrays: that none overlap, and that no gradient
+    overlaps one. Across calls (groups, and dtypes within a group) this does. ``cores`` holds
+    the core plans it was made for (strong references: identities cannot be reused while it
+    lives), so a step can tell with one pass whether it still describes the calls. ``nbytes``
+    and ``offsets`` describe the gradients of all groups as one list: their sizes, and where
+    each group's gradients begin.
+    """
+
+    __slots__ = ("cores", "starts", "ends", "nbytes", "offsets")
+
+    def __init__(self, steps: list[_Step], spans: list[tuple[int, int]]) -> None:
+        self.cores = [item.cores for item in steps]
+        spans = sorted(span for span in spans if span[0] != span[1])
+        self.starts = np.array([span[0] for span in spans], dtype=np.int64)
+        self.ends = np.array([span[1] for span in spans], dtype=np.int64)
+        self.nbytes = np.concatenate([item.plan.nbytes for item in steps])
+        self.offsets = list(
+            itertools.accumulate((len(item.plan.tensors) for item in steps), initial=0)
+        )
+
+    def describes(self, steps: list[_Step]) -> bool:
+        return len(self.cores) == len(steps) and all(
+            map(operator.is_, self.cores, [item.cores for item in steps])
+        )
+
+    def hits(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Which byte ranges ``[starts[r], ends[r])`` overlap memory the calls write.
+
+        The written ranges are disjoint (that was checked), so their ends are sorted too, and
+        the only candidate for a range is the first written range that ends after it starts.
+        """
+        n = len(self.starts)
+        if n == 0:
+            return np.zeros(len(starts), dtype=bool)
+        k = np.searchsorted(self.ends, starts, side="right")
+        return (k < n) & (self.starts[np.minimum(k, n - 1)] < ends) & (starts < ends)
 
 
 # --------------------------------------------------------------------------------------------
@@ -513,6 +614,11 @@ class _FusedStep:
         # inf flag instead of unscaling the gradients; these kernels do not take them.
         self._step_supports_amp_scaling = False
         self._adopt_state()
+        # add_param_group checked each group on its own while torch's __init__ added them (all
+        # groups against all at each would cost time quadratic in the number of groups, which
+        # is the number of parameters where each has its own learning rate); now all at once.
+        self._check_disjoint(*self._params_and_keys())
+        self.__dict__["_fused_constructed"] = True
 
     def _plans(self) -> dict[int, _Plan]:
         plans = self.__dict__.get("_fused_plans")
@@ -520,20 +626,45 @@ class _FusedStep:
             plans = self.__dict__["_fused_plans"] = {}
         return plans
 
+    def _forget_plans(self) -> None:
+        self._plans().clear()
+        self.__dict__.pop("_fused_footprint", None)
+
+    def _params_and_keys(
+        self, skip: Iterable[torch.Tensor] = ()
+    ) -> tuple[list[torch.Tensor], list[tuple[int, int, int]]]:
+        """The parameters of all groups that are CPU tensors with memory, and where they are."""
+        skipped = set(map(id, skip))
+        params, keys = [], []
+        for index, group in enumerate(getattr(self, "param_groups", ())):
+            for i, p in enumerate(group["params"]):
+                if (
+                    isinstance(p, torch.Tensor)
+                    and id(p) not in skipped
+                    and p.device.type == "cpu"
+                    and p.layout == torch.strided
+                ):
+                    params.append(p)
+                    keys.append((index, i, -1))
+        return params, keys
+
     def _adopt_state(self) -> _State:
         """Make ``self.state`` a write-counting :class:`_State` (after torch replaced it)."""
         state = self.state
         if type(state) is not _State:
             state = _State(state)
             self.state = state
-            self._plans().clear()
+            self._forget_plans()
         return state
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """``torch.optim.Optimizer.add_param_group``, refusing tensors the kernels cannot update.
 
         The checks run before the group is added, so a refused group leaves the optimizer as it
-        was.
+        was: each tensor on its own, then their memory, which must not overlap that of another
+        parameter of the group or, once the optimizer is constructed, of any group (the
+        constructor checks across its groups at its end). The same tensor in two groups is left
+        to torch.optim's own check and message.
         """
         params = param_group.get("params")
         if isinstance(params, torch.Tensor):
@@ -543,22 +674,32 @@ class _FusedStep:
         if params is not None and not isinstance(params, set):
             param_group["params"] = params
             index = len(getattr(self, "param_groups", ()))
+            tensors, keys = [], []
             for i, item in enumerate(params):
                 # (name, tensor) pairs are allowed by torch.optim and resolved by super().
                 tensor = item[1] if isinstance(item, tuple) and len(item) == 2 else item
                 if isinstance(tensor, torch.Tensor):
                     self._check_param(tensor, f"param_groups[{index}]['params'][{i}]")
+                    tensors.append(tensor)
+                    keys.append((index, i, -1))
+            if self.__dict__.get("_fused_constructed"):
+                others, other_keys = self._params_and_keys(skip=tensors)
+                self._check_disjoint(others + tensors, other_keys + keys)
+            else:
+                self._check_disjoint(tensors, keys)
             if {"differentiable", "capturable"} & param_group.keys():
                 self._refuse_flags(
                     bool(param_group.get("differentiable")), bool(param_group.get("capturable"))
                 )
         super().add_param_group(param_group)  # type: ignore[misc]
-        self._plans().clear()
+        self._forget_plans()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # load_state_dict ends here too: it installs the loaded state through __setstate__.
         super().__setstate__(state)  # type: ignore[misc]
         self.__dict__["_fused_plans"] = {}
+        self.__dict__.pop("_fused_footprint", None)
+        self.__dict__["_fused_constructed"] = True
         self._step_supports_amp_scaling = False
         self._adopt_state()
 
@@ -605,6 +746,16 @@ class _FusedStep:
                 f"fusedoptim.torch.{name}: {where} has dtype {tensor.dtype}; fusedoptim updates "
                 f"float32 and float64 tensors: {detail}."
             )
+        if tensor.numel() and tensor.data_ptr() % tensor.element_size():
+            # The kernels load whole elements (and vectors of them) from aligned addresses;
+            # torch.optim, element by element, does not care. A copy is aligned.
+            raise ValueError(
+                f"fusedoptim.torch.{name}: {where} starts at address {tensor.data_ptr():#x}, "
+                f"which is not a multiple of its element size ({tensor.element_size()} bytes; a "
+                "tensor made with torch.frombuffer(..., offset=...) can be). The fused kernels "
+                "need aligned memory; give it an aligned copy (p.data = p.data.clone()) before "
+                f"creating the optimizer, or use torch.optim.{name}."
+            )
         order = _dense_order(tensor)
         if order is None:
             raise ValueError(
@@ -648,7 +799,6 @@ class _FusedStep:
         params: list[torch.Tensor] = list(group["params"])
         where = [f"param_groups[{index}]['params'][{i}]" for i in range(len(params))]
         orders = [self._check_param(p, where[i]) for i, p in enumerate(params)]
-        self._check_disjoint(params, where)
         needs = self._needs(group)
 
         # Parameters sorted by dtype, so that each dtype is one slice and one kernel call.
@@ -656,7 +806,10 @@ class _FusedStep:
         plan = _Plan()
         plan.group = group
         plan.source = params
-        plan.data_ptrs = [p.data_ptr() for p in params]
+        plan.data_ptrs = list(map(_DATA_PTR, params))
+        plan.strides = list(map(_STRIDE, params))
+        plan.shapes = list(map(_GET_SHAPE, params))
+        plan.dtypes = list(map(_GET_DTYPE, params))
         plan.needs = needs
         plan.positions = positions
         plan.tensors = [params[i] for i in positions]
@@ -673,6 +826,7 @@ class _FusedStep:
                 plan.slices.append((start, j))
                 start = j
         plan.states = [[] if need else None for need in needs]
+        plan.written = [(_span(params[i]), (index, i, -1)) for i in positions]
         plan.pending = set()
         # SGD without momentum keeps no state at all (torch.optim.SGD's state stays empty).
         keeps_state = self._has_step_state or any(needs)
@@ -691,7 +845,7 @@ class _FusedStep:
                 step_counts.append(0.0)
                 continue
             assert param_state is not None
-            for key, views in zip(self._state_keys, plan.states):
+            for k, (key, views) in enumerate(zip(self._state_keys, plan.states)):
                 if views is None:
                     continue
                 value = param_state.get(key)
@@ -699,6 +853,7 @@ class _FusedStep:
                 if conformed is not value:
                     _put(param_state, key, conformed)
                 views.append(_numpy_view(conformed, orders[i]))
+                plan.written.append((_span(conformed), (index, i, k)))
             step = param_state.get("step", 1.0 if not self._has_step_state else 0.0)
             if isinstance(step, torch.Tensor):
                 step_dtype = step_dtype or step.dtype
@@ -715,20 +870,28 @@ class _FusedStep:
                 if j not in plan.pending:
                     _put(state[p], "step", plan.step_storage[j])
         plan.step_slices = [plan.steps[start:stop] for start, stop in plan.slices]
-        self._make_cores(plan)
+        plan.nbytes = np.array([p.numel() * p.element_size() for p in plan.tensors], np.int64)
+        # Parameters that share memory, or a state tensor assigned through optimizer.state that
+        # is another parameter or its state. (The cores refuse these too, but name the arrays by
+        # their index in one dtype's slice.)
+        self._refuse_shared_memory(plan.written)
+        plan.cores = self._cores_for(plan, plan.states)
         plan.version = state.counter.value
         return plan
 
-    def _make_cores(self, plan: _Plan) -> None:
-        """(Re)make each slice's ``_core.Plan``, which checks its arrays once and holds them."""
-        plan.cores = []
+    def _cores_for(
+        self, plan: _Plan, states: list[list[np.ndarray | None] | None]
+    ) -> list[_core.Plan]:
+        """Each slice's ``_core.Plan``, which checks its arrays once and holds them."""
+        cores = []
         for start, stop in plan.slices:
             if start == 0 and stop == len(plan.params):
-                params, states = plan.params, plan.states
+                params, sliced = plan.params, states
             else:
                 params = plan.params[start:stop]
-                states = [None if s is None else s[start:stop] for s in plan.states]
-            plan.cores.append(_core.Plan(self._algorithm, params, states, gradient_addresses=True))
+                sliced = [None if s is None else s[start:stop] for s in states]
+            cores.append(_core.Plan(self._algorithm, params, sliced, gradient_addresses=True))
+        return cores
 
     def _is_initialised(self, param_state: dict[str, Any] | None) -> bool:
         return bool(param_state)
@@ -752,6 +915,7 @@ class _FusedStep:
             and value.dtype == param.dtype
             and value.layout == torch.strided
             and value.stride() == param.stride()
+            and not (value.numel() and value.data_ptr() % value.element_size())
             and not _overlaps(_span(value), _span(param))
         )
         if fits:
@@ -759,34 +923,82 @@ class _FusedStep:
         # Optimizer state is the optimizer's own: re-laying it out loses nothing.
         return torch.empty_like(param).copy_(value.detach())
 
-    def _check_disjoint(self, params: Sequence[torch.Tensor], where: Sequence[str]) -> None:
-        spans = sorted((_span(p), i) for i, p in enumerate(params) if p.numel())
-        for (a, i), (b, j) in zip(spans, spans[1:]):
+    def _check_disjoint(
+        self, params: Sequence[torch.Tensor], keys: Sequence[tuple[int, int, int]]
+    ) -> None:
+        """Refuse parameters whose memory overlaps (``keys`` say where they are, see _Written)."""
+        self._refuse_shared_memory(list(zip(map(_span, params), keys)))
+
+    def _refuse_shared_memory(self, entries: Sequence[_Written]) -> None:
+        """Refuse two tensors a step writes whose memory overlaps, naming both.
+
+        Of two that overlap, the error names the later in the user's order first. Sorted by
+        address, two tensors overlap only if some neighbours do.
+        """
+        spans = sorted(entry for entry in entries if entry[0][0] != entry[0][1])
+        for (a, a_key), (b, b_key) in zip(spans, spans[1:]):
             if _overlaps(a, b):
-                first, second = sorted((i, j))
+                first, second = sorted((a_key, b_key))
+                state = first[2] >= 0 or second[2] >= 0
+                hint = " (assign a copy to optimizer.state: .clone())" if state else ""
                 raise ValueError(
-                    f"fusedoptim.torch.{type(self).__name__}: {where[second]} shares memory "
-                    f"with {where[first]}; the kernels update all tensors of a group at once, so "
-                    "each parameter must have its own memory."
+                    f"fusedoptim.torch.{type(self).__name__}: {self._name(second)} shares "
+                    f"memory with {self._name(first)}; the step updates every parameter and its "
+                    f"state in place, so each needs memory of its own{hint}."
                 )
 
-    def _initialise(self, plan: _Plan, j: int, state: _State) -> None:
-        """Create the state of ``plan.tensors[j]`` as torch.optim does at its first step."""
-        p = plan.tensors[j]
-        param_state = _own_param_state(state, p)
-        if self._has_step_state:
-            assert plan.step_storage is not None
-            plan.step_storage[j] = 0
-            _put(param_state, "step", plan.step_storage[j])
-        plan.steps[j] = 0
-        order = plan.permuted.get(j)
-        for key, views in zip(self._state_keys, plan.states):
-            if views is None:
-                continue
-            value = torch.full_like(p, self._initial_value(key))
-            _put(param_state, key, value)
-            views[j] = _numpy_view(value, order)
-        plan.pending.discard(j)
+    def _name(self, key: tuple[int, int, int]) -> str:
+        index, i, k = key
+        name = f"param_groups[{index}]['params'][{i}]"
+        return name if k < 0 else f"state '{self._state_keys[k]}' of {name}"
+
+    def _prepare_state(self, item: _Step) -> None:
+        """Make the state of ``item.new``'s parameters, as torch.optim does at their first step.
+
+        Made, not yet published: the tensors, their views and the core plans that hold them are
+        kept in ``item``, and go into ``optimizer.state`` and the plan (:meth:`_commit_state`)
+        only once the group's kernels have run. So a step refused by a later check, in this
+        group or another, leaves ``optimizer.state`` as it was (an SGD momentum buffer created
+        by a refused step would count as started at the next).
+        """
+        plan = item.plan
+        states = [None if views is None else list(views) for views in plan.states]
+        written = list(plan.written)
+        index = item.index
+        for j in item.new:
+            p, i = plan.tensors[j], plan.positions[j]
+            order = plan.permuted.get(j)
+            created = []
+            for k, (key, views) in enumerate(zip(self._state_keys, states)):
+                if views is None:
+                    continue
+                value = torch.full_like(p, self._initial_value(key))
+                created.append((key, value))
+                views[j] = _numpy_view(value, order)
+                written.append((_span(value), (index, i, k)))
+            item.created[j] = created
+            # The count the kernel starts from: entries of the plan's own arrays that no
+            # published tensor shows yet.
+            if plan.step_values is not None:
+                plan.step_values[j] = 0
+            plan.steps[j] = 0
+        item.states = states
+        item.written = written
+        item.cores = self._cores_for(plan, states)
+
+    def _commit_state(self, item: _Step, state: _State) -> None:
+        """Publish the state :meth:`_prepare_state` made, after the kernels updated it."""
+        plan = item.plan
+        for j, created in item.created.items():
+            param_state = _own_param_state(state, plan.tensors[j])
+            if plan.step_storage is not None:
+                _put(param_state, "step", plan.step_storage[j])
+            for key, value in created:
+                _put(param_state, key, value)
+        plan.states = item.states
+        plan.written = item.written
+        plan.cores = item.cores
+        plan.pending.difference_update(item.created)
 
     # ---- gradients -------------------------------------------------------------------------------
 
@@ -800,13 +1012,17 @@ class _FusedStep:
         group at once in a few C-level passes (about 0.1 µs per tensor and test). Where that
         fails, each gradient is looked at on its own (:meth:`_gradient`). The compiled core
         still refuses an address that is misaligned or overlaps any array the update writes;
-        the step then retries through :meth:`_careful_grad_views`, which copies.
+        the step then retries through :meth:`_careful_grad_views`, which copies. Before looking
+        at gradients one by one, it raises :class:`_PlanOutdated` if a parameter's shape or
+        dtype changed (a gradient assigned since has the new ones, so it fails here).
         """
         addresses = plan.expected.addresses(grads)
         if addresses is not None:
             return addresses, True
         present = tuple(j for j, grad in enumerate(grads) if grad is not None)
         if len(present) == len(grads):
+            if plan.reshaped():
+                raise _PlanOutdated
             return [self._gradient(plan, j, grad) for j, grad in enumerate(grads)], True
         # Some parameters have no gradient: usually the same ones at every step.
         expected = plan.subsets.get(present)
@@ -820,6 +1036,8 @@ class _FusedStep:
             for j, address in zip(present, addresses):
                 arguments[j] = address
         else:
+            if plan.reshaped():
+                raise _PlanOutdated
             for j in present:
                 arguments[j] = self._gradient(plan, j, grads[j])
         return arguments, False
@@ -920,29 +1138,38 @@ class _FusedStep:
             if plan is None or not plan.matches(group, state.counter.value, needs):
                 plan = plans[index] = self._build_plan(index, group, state)
             grads = list(map(_GET_GRAD, plan.tensors))
-            arguments, complete = self._gradients(plan, grads)
+            try:
+                arguments, complete = self._gradients(plan, grads)
+            except _PlanOutdated:
+                plan = plans[index] = self._build_plan(index, group, state)
+                grads = list(map(_GET_GRAD, plan.tensors))
+                arguments, complete = self._gradients(plan, grads)
             new = [j for j in plan.pending if grads[j] is not None] if plan.pending else []
-            steps.append(_Step(group, plan, grads, arguments, complete, new))
+            steps.append(_Step(index, group, plan, grads, arguments, complete, new))
 
-        # Phase 2: lazy state, and the step counts the kernels see.
+        # Phase 2: lazy state, made but not published (phase 3 does that, after the kernels),
+        # and the step counts the kernels see.
+        calls = 0
         for item in steps:
             plan = item.plan
             if item.new:
-                for j in item.new:
-                    self._initialise(plan, j, state)
-                self._make_cores(plan)
+                self._prepare_state(item)
             if plan.step_values is not None:
                 # The step tensors are the authority (a user may have edited them in place).
                 plan.steps[:] = plan.step_values
+            calls += len(plan.slices)
 
         # With several kernel calls, anything that a later call refuses must be found before
-        # the first call writes: the core checks each call without writing. (A single call
-        # checks everything before it writes anyway.)
-        if sum(len(item.plan.slices) for item in steps) > 1:
+        # the first call writes: the core checks each call without writing, and what spans
+        # calls is checked here. (A single call checks everything before it writes anyway.)
+        # Across calls last: a refusal in the core's checks remakes a group's gradient
+        # arguments from its gradients (see _run), which would undo the copies made there.
+        if calls > 1:
             for item in steps:
                 self._run(item, check_only=True)
+            self._check_across_calls(steps)
 
-        # Phase 3: the kernels.
+        # Phase 3: the kernels, and the state they created.
         for item in steps:
             plan = item.plan
             # Autograd must know the parameters change in place, as after torch's own step.
@@ -957,6 +1184,8 @@ class _FusedStep:
             else:
                 increment_version([p for p, g in zip(plan.tensors, item.grads) if g is not None])
             self._run(item, check_only=False)
+            if item.created:
+                self._commit_state(item, state)
             if plan.step_values is not None:
                 plan.step_values[:] = plan.steps
         return loss
@@ -971,7 +1200,7 @@ class _FusedStep:
             for attempt in range(3):
                 arguments = item.arguments if whole else item.arguments[start:stop]
                 try:
-                    self._kernel(group, plan.cores[k], arguments, plan.step_slices[k], check_only)
+                    self._kernel(group, item.cores[k], arguments, plan.step_slices[k], check_only)
                     break
                 except _CORE_REFUSALS:
                     if attempt == 2:
@@ -981,6 +1210,54 @@ class _FusedStep:
                     # such gradients where they overlap their own parameter or state (or raises
                     # a precise error); then copies of all of them, which overlap nothing.
                     item.arguments = self._careful_grad_views(plan, item.grads, attempt == 1)
+
+    def _check_across_calls(self, steps: list[_Step]) -> None:
+        """For a step of several kernel calls, what no single call's core can see.
+
+        The memory the calls write must be disjoint: parameters are checked when they are
+        added, but a state tensor assigned through ``optimizer.state`` can be another group's
+        parameter or state. That is refused, naming both. A gradient must not overlap memory
+        that another call writes, or it would be read after that call updated it: such a
+        gradient is read through a copy, like one that overlaps its own group's parameters or
+        state. The written memory is collected when the calls change (a plan was made, state
+        was created); each step then looks up its gradients' addresses in one vectorised pass
+        (about 0.1 µs per tensor; a step of one call needs none of this).
+        """
+        footprint = self.__dict__.get("_fused_footprint")
+        if footprint is None or not footprint.describes(steps):
+            entries = [entry for item in steps for entry in item.written]
+            self._refuse_shared_memory(entries)
+            footprint = _Footprint(steps, [span for span, _ in entries])
+            self.__dict__["_fused_footprint"] = footprint
+        # The gradients of all groups at once: per group, a vectorised pass costs microseconds,
+        # which adds up where every parameter has a group of its own.
+        arguments = list(itertools.chain.from_iterable(item.arguments for item in steps))
+        kinds = set(map(type, arguments))
+        if kinds == {int}:  # all by address: the usual case
+            starts = np.array(arguments, dtype=np.int64)
+            ends = starts + footprint.nbytes
+        elif kinds <= {int, type(None)}:  # and parameters without a gradient
+            present = np.array([a is not None for a in arguments])
+            starts = np.array([a or 0 for a in arguments], dtype=np.int64)
+            ends = np.where(present, starts + footprint.nbytes, starts)
+        else:  # some gradients were already made arrays
+            spans = [
+                (0, 0) if a is None
+                else (a, a + int(footprint.nbytes[r])) if type(a) is int
+                else _span_of_view(a)
+                for r, a in enumerate(arguments)
+            ]  # fmt: skip
+            starts = np.array([span[0] for span in spans], dtype=np.int64)
+            ends = np.array([span[1] for span in spans], dtype=np.int64)
+        hits = footprint.hits(starts, ends)
+        if not hits.any():
+            return
+        for r in np.flatnonzero(hits).tolist():
+            k = bisect.bisect_right(footprint.offsets, r) - 1
+            item, j = steps[k], r - footprint.offsets[k]
+            grad = item.grads[j]
+            assert grad is not None
+            item.arguments[j] = self._careful_grad_view(item.plan, j, grad, copy=True)
 
     def _kernel(
         self, group: Group, core: _core.Plan, grads: list[Any], steps: np.ndarray, check_only: bool
@@ -1126,7 +1403,7 @@ class Adagrad(_FusedStep, torch.optim.Adagrad):
     def share_memory(self) -> None:
         """Move the ``sum`` state to shared memory (new storage: the cached views are dropped)."""
         super().share_memory()
-        self._plans().clear()
+        self._forget_plans()
 
     def _kernel(
         self, group: Group, core: _core.Plan, grads: list[Any], steps: np.ndarray, check_only: bool
