@@ -91,7 +91,7 @@ def test_num_threads_round_trip(restore_threads):
 @pytest.mark.parametrize("bad", [0, -1])
 def test_set_num_threads_refuses_less_than_one(bad, restore_threads):
     before = fusedoptim.get_num_threads()
-    with pytest.raises(ValueError, match=f"n must be >= 1, got {bad}"):
+    with pytest.raises(ValueError, match=f"n must be >= 1 and < 2\\*\\*31, got {bad}"):
         fusedoptim.set_num_threads(bad)
     assert fusedoptim.get_num_threads() == before
 
