@@ -26,7 +26,15 @@ namespace {
 
 constexpr int kMaxStates = 3;
 
-std::string type_name(py::handle h) { return py::str(py::type::handle_of(h).attr("__name__")); }
+// "list", or "numpy.float64" (a module-qualified name outside the builtins, so that a NumPy
+// scalar is not mistaken for an array of that dtype in a message).
+std::string type_name(py::handle h) {
+  const py::handle type = py::type::handle_of(h);
+  const std::string name = py::str(type.attr("__qualname__"));
+  const py::object module = py::getattr(type, "__module__", py::none());
+  if (!py::isinstance<py::str>(module) || module.cast<std::string>() == "builtins") return name;
+  return module.cast<std::string>() + "." + name;
+}
 
 std::string shape_string(const py::array& a) {
   std::string out = "(";

@@ -440,3 +440,10 @@ def test_params_that_are_not_a_list_name_params() -> None:
         TypeError, match="params must be a list or tuple of numpy arrays, got generator"
     ):
         functional.sgd((p for p in [np.ones(2)]), [np.ones(2)], None, step=1, lr=0.1)
+
+
+def test_a_numpy_scalar_gradient_is_not_called_an_array() -> None:
+    with pytest.raises(
+        TypeError, match="grads\\[0\\] must be a numpy.ndarray .*, got numpy.float64"
+    ):
+        functional.sgd([np.ones(())], [np.float64(1.0)], None, step=1, lr=0.1)
