@@ -56,9 +56,7 @@ updates do, so a step taken while a graph still needs the old values is reported
 
 from __future__ import annotations
 
-import bisect
 import functools
-import itertools
 import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -351,9 +349,9 @@ class _Plan:
     over its gradients whether all can be read in place through their addresses; ``subsets``
     does the same for the parameters that have gradients when some have none (frozen layers),
     keyed by their positions. ``data_ptrs``, ``strides``, ``shapes`` and ``dtypes`` are the
-    parameters' at the time, in ``group['params']`` order (see :meth:`matches`); ``nbytes`` the
-    size of each of ``tensors``; ``written`` the memory of every parameter and state tensor the
-    kernels write, for the overlap checks that span groups.
+    parameters' at the time, in ``group['params']`` order (see :meth:`matches`); ``written``
+    the memory of every parameter and state tensor the kernels write, for the overlap checks
+    that span groups.
     """
 
     __slots__ = (
@@ -363,7 +361,6 @@ class _Plan:
         "shapes",
         "strides",
         "dtypes",
-        "nbytes",
         "written",
         "needs",
         "version",
@@ -389,7 +386,6 @@ class _Plan:
     shapes: list[torch.Size]
     strides: list[tuple[int, ...]]
     dtypes: list[torch.dtype]
-    nbytes: np.ndarray
     written: list[_Written]
     needs: tuple[bool, ...]
     version: int
@@ -529,44 +525,23 @@ class _Step:
 
 
 class _Footprint:
-    """The memory that the kernel calls of a step with several calls write, sorted by address.
+    """The kernel calls of a step with several calls, whose written memory was checked.
 
-    Each ``_core.Plan`` checks only its own arrays: that none overlap, and that no gradient
-    overlaps one. Across calls (groups, and dtypes within a group) this does. ``cores`` holds
-    the core plans it was made for (strong references: identities cannot be reused while it
-    lives), so a step can tell with one pass whether it still describes the calls. ``nbytes``
-    and ``offsets`` describe the gradients of all groups as one list: their sizes, and where
-    each group's gradients begin.
+    Each ``_core.Plan`` checks only its own arrays; across calls (groups, and dtypes within a
+    group) ``_check_across_calls`` does, when the calls change. ``cores`` holds the core plans
+    it checked (strong references: identities cannot be reused while it lives), so a step can
+    tell with one pass whether they are still the ones it makes.
     """
 
-    __slots__ = ("cores", "starts", "ends", "nbytes", "offsets")
+    __slots__ = ("cores",)
 
-    def __init__(self, steps: list[_Step], spans: list[tuple[int, int]]) -> None:
+    def __init__(self, steps: list[_Step]) -> None:
         self.cores = [item.cores for item in steps]
-        spans = sorted(span for span in spans if span[0] != span[1])
-        self.starts = np.array([span[0] for span in spans], dtype=np.int64)
-        self.ends = np.array([span[1] for span in spans], dtype=np.int64)
-        self.nbytes = np.concatenate([item.plan.nbytes for item in steps])
-        self.offsets = list(
-            itertools.accumulate((len(item.plan.tensors) for item in steps), initial=0)
-        )
 
     def describes(self, steps: list[_Step]) -> bool:
         return len(self.cores) == len(steps) and all(
             map(operator.is_, self.cores, [item.cores for item in steps])
         )
-
-    def hits(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """Which byte ranges ``[starts[r], ends[r])`` overlap memory the calls write.
-
-        The written ranges are disjoint (that was checked), so their ends are sorted too, and
-        the only candidate for a range is the first written range that ends after it starts.
-        """
-        n = len(self.starts)
-        if n == 0:
-            return np.zeros(len(starts), dtype=bool)
-        k = np.searchsorted(self.ends, starts, side="right")
-        return (k < n) & (self.starts[np.minimum(k, n - 1)] < ends) & (starts < ends)
 
 
 # --------------------------------------------------------------------------------------------
@@ -662,9 +637,10 @@ class _FusedStep:
 
         The checks run before the group is added, so a refused group leaves the optimizer as it
         was: each tensor on its own, then their memory, which must not overlap that of another
-        parameter of the group or, once the optimizer is constructed, of any group (the
-        constructor checks across its groups at its end). The same tensor in two groups is left
-        to torch.optim's own check and message.
+        parameter of the group. Memory shared with another group's parameter is refused by the
+        constructor (which checks all its groups at its end) or, for a group added later, by
+        the next step, before it writes anything. The same tensor in two groups is left to
+        torch.optim's own check and message.
         """
         params = param_group.get("params")
         if isinstance(params, torch.Tensor):
@@ -682,11 +658,10 @@ class _FusedStep:
                     self._check_param(tensor, f"param_groups[{index}]['params'][{i}]")
                     tensors.append(tensor)
                     keys.append((index, i, -1))
-            if self.__dict__.get("_fused_constructed"):
-                others, other_keys = self._params_and_keys(skip=tensors)
-                self._check_disjoint(others + tensors, other_keys + keys)
-            else:
-                self._check_disjoint(tensors, keys)
+            # Within the group here; against the other groups at the next step (see
+            # _check_across_calls), since checking all groups at every add_param_group would
+            # make adding one group per parameter quadratic.
+            self._check_disjoint(tensors, keys)
             if {"differentiable", "capturable"} & param_group.keys():
                 self._refuse_flags(
                     bool(param_group.get("differentiable")), bool(param_group.get("capturable"))
@@ -870,7 +845,6 @@ class _FusedStep:
                 if j not in plan.pending:
                     _put(state[p], "step", plan.step_storage[j])
         plan.step_slices = [plan.steps[start:stop] for start, stop in plan.slices]
-        plan.nbytes = np.array([p.numel() * p.element_size() for p in plan.tensors], np.int64)
         # Parameters that share memory, or a state tensor assigned through optimizer.state that
         # is another parameter or its state. (The cores refuse these too, but name the arrays by
         # their index in one dtype's slice.)
@@ -1215,49 +1189,18 @@ class _FusedStep:
         """For a step of several kernel calls, what no single call's core can see.
 
         The memory the calls write must be disjoint: parameters are checked when they are
-        added, but a state tensor assigned through ``optimizer.state`` can be another group's
-        parameter or state. That is refused, naming both. A gradient must not overlap memory
-        that another call writes, or it would be read after that call updated it: such a
-        gradient is read through a copy, like one that overlaps its own group's parameters or
-        state. The written memory is collected when the calls change (a plan was made, state
-        was created); each step then looks up its gradients' addresses in one vectorised pass
-        (about 0.1 µs per tensor; a step of one call needs none of this).
+        given, but a state tensor assigned through ``optimizer.state`` can be another group's
+        parameter or state, and a group added later can hold another group's parameter. That is
+        refused, naming both. The written memory is collected when the calls change (a plan was
+        made, state was created); a steady-state step only sees that its calls are the same
+        ones. (A gradient that overlaps memory another call writes is read in place: the calls
+        run in group order, so it reads what torch.optim's group-by-group loop reads, the other
+        group's parameter already updated or not yet.)
         """
         footprint = self.__dict__.get("_fused_footprint")
         if footprint is None or not footprint.describes(steps):
-            entries = [entry for item in steps for entry in item.written]
-            self._refuse_shared_memory(entries)
-            footprint = _Footprint(steps, [span for span, _ in entries])
-            self.__dict__["_fused_footprint"] = footprint
-        # The gradients of all groups at once: per group, a vectorised pass costs microseconds,
-        # which adds up where every parameter has a group of its own.
-        arguments = list(itertools.chain.from_iterable(item.arguments for item in steps))
-        kinds = set(map(type, arguments))
-        if kinds == {int}:  # all by address: the usual case
-            starts = np.array(arguments, dtype=np.int64)
-            ends = starts + footprint.nbytes
-        elif kinds <= {int, type(None)}:  # and parameters without a gradient
-            present = np.array([a is not None for a in arguments])
-            starts = np.array([a or 0 for a in arguments], dtype=np.int64)
-            ends = np.where(present, starts + footprint.nbytes, starts)
-        else:  # some gradients were already made arrays
-            spans = [
-                (0, 0) if a is None
-                else (a, a + int(footprint.nbytes[r])) if type(a) is int
-                else _span_of_view(a)
-                for r, a in enumerate(arguments)
-            ]  # fmt: skip
-            starts = np.array([span[0] for span in spans], dtype=np.int64)
-            ends = np.array([span[1] for span in spans], dtype=np.int64)
-        hits = footprint.hits(starts, ends)
-        if not hits.any():
-            return
-        for r in np.flatnonzero(hits).tolist():
-            k = bisect.bisect_right(footprint.offsets, r) - 1
-            item, j = steps[k], r - footprint.offsets[k]
-            grad = item.grads[j]
-            assert grad is not None
-            item.arguments[j] = self._careful_grad_view(item.plan, j, grad, copy=True)
+            self._refuse_shared_memory([entry for item in steps for entry in item.written])
+            self.__dict__["_fused_footprint"] = _Footprint(steps)
 
     def _kernel(
         self, group: Group, core: _core.Plan, grads: list[Any], steps: np.ndarray, check_only: bool
