@@ -1313,3 +1313,22 @@ def test_signatures_and_defaults_are_torchs(name: str) -> None:
     assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] == [
         (p.name, p.kind, p.default) for p in theirs.parameters.values()
     ]
+
+
+def test_refused_call_copies_only_what_overlaps_its_own_memory() -> None:
+    """The core refuses group 1 (``c``'s gradient is ``d``, which the same call updates): the
+    retry copies that gradient, but ``b``'s, which is group 0's parameter, is still read in
+    place after group 0's update, as torch.optim's loop reads it."""
+
+    def run(module: Any) -> list[torch.Tensor]:
+        a = torch.nn.Parameter(torch.arange(1.0, 5.0))
+        b = torch.nn.Parameter(torch.zeros(4))
+        c = torch.nn.Parameter(torch.full((3,), 2.0))
+        d = torch.nn.Parameter(torch.full((3,), 5.0))
+        optimizer = module.SGD([{"params": [a]}, {"params": [b, c, d]}], lr=0.5)
+        a.grad, b.grad, c.grad, d.grad = torch.ones(4), a.detach(), d.detach(), torch.ones(3)
+        optimizer.step()
+        return [p.detach() for p in (a, b, c, d)]
+
+    fused, reference = run(ft), run(torch.optim)
+    assert all(map(torch.equal, fused, reference))

@@ -47,8 +47,10 @@ and ``fused`` are accepted with any value and stored as given: both ask for a mu
 implementation, which is the only one here. Parameters that are dense but not contiguous
 (``channels_last`` convolution weights, a transposed weight) are updated in place like contiguous
 ones; a gradient whose layout differs from its parameter's, that is misaligned, or that shares
-memory with a parameter or state of any group, is read through a copy (gradients are only read,
-so no update is lost).
+memory with a parameter or state its own kernel call updates (its group's, of its dtype), is read
+through a copy (gradients are only read, so no update is lost). One that shares memory with what
+another call updates (another group, or the other dtype of its group: float32 goes first) is read
+in place when its call runs, as torch.optim's loop reads it when it gets to it.
 
 The parameters' autograd version counters are bumped at each step, as PyTorch's own in-place
 updates do, so a step taken while a graph still needs the old values is reported by autograd.
@@ -56,6 +58,7 @@ updates do, so a step taken while a graph still needs the old values is reported
 
 from __future__ import annotations
 
+import bisect
 import functools
 import operator
 from collections import defaultdict
@@ -593,7 +596,6 @@ class _FusedStep:
         # groups against all at each would cost time quadratic in the number of groups, which
         # is the number of parameters where each has its own learning rate); now all at once.
         self._check_disjoint(*self._params_and_keys())
-        self.__dict__["_fused_constructed"] = True
 
     def _plans(self) -> dict[int, _Plan]:
         plans = self.__dict__.get("_fused_plans")
@@ -605,17 +607,13 @@ class _FusedStep:
         self._plans().clear()
         self.__dict__.pop("_fused_footprint", None)
 
-    def _params_and_keys(
-        self, skip: Iterable[torch.Tensor] = ()
-    ) -> tuple[list[torch.Tensor], list[tuple[int, int, int]]]:
+    def _params_and_keys(self) -> tuple[list[torch.Tensor], list[tuple[int, int, int]]]:
         """The parameters of all groups that are CPU tensors with memory, and where they are."""
-        skipped = set(map(id, skip))
         params, keys = [], []
         for index, group in enumerate(getattr(self, "param_groups", ())):
             for i, p in enumerate(group["params"]):
                 if (
                     isinstance(p, torch.Tensor)
-                    and id(p) not in skipped
                     and p.device.type == "cpu"
                     and p.layout == torch.strided
                 ):
@@ -674,7 +672,6 @@ class _FusedStep:
         super().__setstate__(state)  # type: ignore[misc]
         self.__dict__["_fused_plans"] = {}
         self.__dict__.pop("_fused_footprint", None)
-        self.__dict__["_fused_constructed"] = True
         self._step_supports_amp_scaling = False
         self._adopt_state()
 
@@ -1037,13 +1034,42 @@ class _FusedStep:
         return self._careful_grad_view(plan, j, grad)
 
     def _careful_grad_views(
-        self, plan: _Plan, grads: list[torch.Tensor | None], copy: bool = False
+        self,
+        plan: _Plan,
+        grads: list[torch.Tensor | None],
+        states: list[list[np.ndarray | None] | None] | None = None,
+        copy: bool = False,
     ) -> list[Any]:
-        """Checked NumPy views of every gradient (None where there is none); see below."""
-        return [
-            None if grad is None else self._careful_grad_view(plan, j, grad, copy)
-            for j, grad in enumerate(grads)
-        ]
+        """Checked NumPy views of every gradient (None where there is none); see below.
+
+        A gradient that overlaps memory its own kernel call writes (any parameter or state of
+        its dtype's slice of the group, ``states`` being the views the calls use: the plan's
+        unless state is being created) is read
+        through a copy. One that overlaps another call's memory is read in place, when its own
+        call runs, as torch.optim reads it when it gets to it (the calls run in group order).
+        """
+        views: list[Any] = [None] * len(grads)
+        states = plan.states if states is None else states
+        for start, stop in plan.slices:
+            spans = [_span(plan.tensors[j]) for j in range(start, stop)]
+            for state_views in states:
+                if state_views is not None:
+                    spans += [_span_of_view(v) for v in state_views[start:stop] if v is not None]
+            spans = sorted(span for span in spans if span[0] != span[1])
+            ends = [end for _, end in spans]  # sorted too: a call's memory is disjoint
+            for j in range(start, stop):
+                grad = grads[j]
+                if grad is None:
+                    continue
+                try:  # whatever has no plain memory is copied or refused by the view below
+                    plain = grad.layout == torch.strided and grad.is_cpu and grad.numel()
+                    span = _span(grad) if plain and not grad._is_zerotensor() else (0, 0)
+                except RuntimeError:
+                    span = (0, 0)
+                k = bisect.bisect_right(ends, span[0])
+                overlaps = span[0] != span[1] and k < len(spans) and spans[k][0] < span[1]
+                views[j] = self._careful_grad_view(plan, j, grad, copy or overlaps)
+        return views
 
     def _careful_grad_view(
         self, plan: _Plan, j: int, grad: torch.Tensor, copy: bool = False
@@ -1055,8 +1081,8 @@ class _FusedStep:
         its state, or holding a pending negation or no memory at all (``torch._neg_view``,
         ``torch._efficientzerotensor``). Sparse gradients, gradients on other devices and
         gradients whose dtype or shape is not the parameter's are refused. With ``copy`` every
-        gradient is read through a copy (the last resort when the core refuses a gradient that
-        overlaps another parameter's memory).
+        gradient is read through a copy (the last resort when the core refuses a gradient the
+        careful path let through).
         """
         index = self._group_index(plan.group)
         p = plan.tensors[j]
@@ -1136,8 +1162,7 @@ class _FusedStep:
         # With several kernel calls, anything that a later call refuses must be found before
         # the first call writes: the core checks each call without writing, and what spans
         # calls is checked here. (A single call checks everything before it writes anyway.)
-        # Across calls last: a refusal in the core's checks remakes a group's gradient
-        # arguments from its gradients (see _run), which would undo the copies made there.
+        # Across calls last, so that it sees every call's memory as the checks left it.
         if calls > 1:
             for item in steps:
                 self._run(item, check_only=True)
@@ -1180,10 +1205,12 @@ class _FusedStep:
                     if attempt == 2:
                         raise
                     # The core refused before writing anything, most likely a gradient that
-                    # overlaps an array the update writes. First the careful path, which copies
-                    # such gradients where they overlap their own parameter or state (or raises
-                    # a precise error); then copies of all of them, which overlap nothing.
-                    item.arguments = self._careful_grad_views(plan, item.grads, attempt == 1)
+                    # overlaps an array the call writes. First the careful path, which copies
+                    # such gradients (or raises a precise error); then, as a last resort, copies
+                    # of all of them, which overlap nothing.
+                    item.arguments = self._careful_grad_views(
+                        plan, item.grads, item.states, attempt == 1
+                    )
 
     def _check_across_calls(self, steps: list[_Step]) -> None:
         """For a step of several kernel calls, what no single call's core can see.
