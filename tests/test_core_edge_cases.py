@@ -214,3 +214,24 @@ def test_footprint_finds_overlaps_between_written_and_read_arrays() -> None:
     assert _core.Footprint([b, a, base[9:11]]).overlap() in {(0, 2), (1, 2)}
     with pytest.raises(TypeError, match="written\\[1\\] must be a numpy.ndarray"):
         _core.Footprint([a, [1.0]])
+
+
+def test_same_values_compares_a_groups_hyperparameters_with_a_snapshot() -> None:
+    keys = {"lr": 0.1, "betas": (0.9, 0.999), "amsgrad": False}
+    group = {"params": [], "lr": 0.1, "betas": (0.9, 0.999), "amsgrad": False}
+    checked, types = (0.1, (0.9, 0.999), False), (float, tuple, bool)
+    assert _core.same_values(group, keys, checked, types)
+    assert not _core.same_values({**group, "lr": 0.2}, keys, checked, types)
+    assert not _core.same_values({**group, "amsgrad": 0}, keys, checked, types)  # equal, not bool
+    assert not _core.same_values({**group, "betas": [0.9, 0.999]}, keys, checked, types)
+    assert not _core.same_values({"lr": 0.1, "betas": (0.9, 0.999)}, keys, checked, types)
+    assert not _core.same_values(group, keys, None, types)
+    array_group = {**group, "lr": np.array([0.1, 0.1])}  # comparing raises: not the same
+    array_types = (np.ndarray, tuple, bool)
+    assert not _core.same_values(
+        array_group, keys, (np.array([0.1, 0.1]), (0.9, 0.999), False), array_types
+    )
+    nan = float("nan")
+    assert _core.same_values(
+        {**group, "lr": nan}, keys, (nan, (0.9, 0.999), False), types
+    )  # same object

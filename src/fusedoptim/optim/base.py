@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from fusedoptim import _core
-from fusedoptim._core import same_items
+from fusedoptim._core import same_items, same_values
 
 __all__ = ["Optimizer"]
 
@@ -947,6 +947,8 @@ class Optimizer:
         Returns False when the new values need other state (a rebuild); raises if one is bad.
         """
         group = plan.group
+        if same_values(group, self.defaults, plan.checked, plan.checked_types):
+            return True  # the common case, in C: nothing changed since the last check
         try:
             values: tuple | None = tuple(map(group.__getitem__, self.defaults))
         except Exception:  # a removed key: the check says which
