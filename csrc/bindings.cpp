@@ -1023,7 +1023,7 @@ bool same_items(py::handle a, py::handle b) {
 // that does not compare), which leaves the decision to the caller's full check. The optimizer
 // classes ask this at every step; in Python it costs about a microsecond.
 bool same_values(py::handle group, py::handle keys, py::handle checked, py::handle types) {
-  if (!PyDict_CheckExact(group.ptr()) || !PyDict_Check(keys.ptr()) || !PyTuple_CheckExact(checked.ptr()) ||
+  if (!PyDict_CheckExact(group.ptr()) || !PyDict_CheckExact(keys.ptr()) || !PyTuple_CheckExact(checked.ptr()) ||
       !PyTuple_CheckExact(types.ptr()))
     return false;
   const Py_ssize_t n = PyDict_Size(keys.ptr());
@@ -1031,20 +1031,22 @@ bool same_values(py::handle group, py::handle keys, py::handle checked, py::hand
   Py_ssize_t position = 0, i = 0;
   PyObject* key = nullptr;
   PyObject* unused = nullptr;
+  // Only an ordinary exception means "not the same": KeyboardInterrupt and the like propagate.
+  const auto failed = [] {
+    if (PyErr_Occurred() != nullptr && !PyErr_ExceptionMatches(PyExc_Exception)) throw py::error_already_set();
+    PyErr_Clear();
+    return false;
+  };
   while (PyDict_Next(keys.ptr(), &position, &key, &unused)) {
+    if (i >= n) return false;  // a comparison added keys: the snapshot is not of this dict
     PyObject* value = PyDict_GetItemWithError(group.ptr(), key);  // borrowed
-    if (value == nullptr) {
-      PyErr_Clear();
-      return false;
-    }
+    if (value == nullptr) return failed();
     if (reinterpret_cast<PyObject*>(Py_TYPE(value)) != PyTuple_GET_ITEM(types.ptr(), i)) return false;
     PyObject* before = PyTuple_GET_ITEM(checked.ptr(), i);
     if (value != before) {
       const int equal = PyObject_RichCompareBool(value, before, Py_EQ);
-      if (equal != 1) {
-        if (equal < 0) PyErr_Clear();
-        return false;
-      }
+      if (equal < 0) return failed();
+      if (equal == 0) return false;
     }
     ++i;
   }

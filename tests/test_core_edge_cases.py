@@ -235,3 +235,31 @@ def test_same_values_compares_a_groups_hyperparameters_with_a_snapshot() -> None
     assert _core.same_values(
         {**group, "lr": nan}, keys, (nan, (0.9, 0.999), False), types
     )  # same object
+
+
+def test_same_values_follows_only_plain_dicts_and_lets_interrupts_through() -> None:
+    from collections import OrderedDict
+
+    keys = OrderedDict([("momentum", 0.0), ("dampening", 0.0)])
+    keys.move_to_end("momentum")  # iteration order now differs from insertion order
+    group = {"params": [], "momentum": 0.9, "dampening": 0.1}
+    # A snapshot taken in iteration order (dampening, momentum) of swapped values:
+    assert not _core.same_values(group, keys, (0.9, 0.1), (float, float))
+
+    class Interrupting(float):
+        def __eq__(self, other: object) -> bool:
+            raise KeyboardInterrupt
+
+        __hash__ = float.__hash__
+
+    value = Interrupting(0.5)
+    with pytest.raises(KeyboardInterrupt):
+        _core.same_values({"lr": value}, {"lr": 0.0}, (0.5,), (Interrupting,))
+
+    class Raising(float):
+        def __eq__(self, other: object) -> bool:
+            raise ValueError("no comparison")
+
+        __hash__ = float.__hash__
+
+    assert not _core.same_values({"lr": Raising(0.5)}, {"lr": 0.0}, (0.5,), (Raising,))

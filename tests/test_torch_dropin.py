@@ -1332,3 +1332,21 @@ def test_refused_call_copies_only_what_overlaps_its_own_memory() -> None:
 
     fused, reference = run(ft), run(torch.optim)
     assert all(map(torch.equal, fused, reference))
+
+
+def test_misaligned_gradient_is_copied_without_copying_the_others() -> None:
+    """A misaligned gradient is copied on the careful path, so the retry does not fall back to
+    copying every gradient, which would read ``a`` before group 0 updated it."""
+
+    def run(module: Any) -> list[torch.Tensor]:
+        a = torch.nn.Parameter(torch.arange(1.0, 5.0))
+        b = torch.nn.Parameter(torch.zeros(4))
+        c = torch.nn.Parameter(torch.zeros(4))
+        optimizer = module.SGD([{"params": [a]}, {"params": [b, c]}], lr=0.5)
+        misaligned = torch.frombuffer(bytearray(18), dtype=torch.float32, offset=2, count=4)
+        a.grad, b.grad, c.grad = torch.ones(4), a.detach(), misaligned.fill_(1.0)
+        optimizer.step()
+        return [p.detach() for p in (a, b, c)]
+
+    fused, reference = run(ft), run(torch.optim)
+    assert all(map(torch.equal, fused, reference))

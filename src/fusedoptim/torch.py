@@ -1097,7 +1097,14 @@ class _FusedStep:
                 f"{grad.dtype} and shape {tuple(grad.shape)}, the parameter {p.dtype} and "
                 f"{tuple(p.shape)}"
             )
-        if copy or grad.is_neg() or grad._is_zerotensor() or grad.stride() != p.stride():
+        misaligned = grad.numel() and grad.data_ptr() % grad.element_size()
+        if (
+            copy
+            or misaligned
+            or grad.is_neg()
+            or grad._is_zerotensor()
+            or grad.stride() != p.stride()
+        ):
             return _numpy_view(torch.empty_like(p).copy_(grad), plan.permuted.get(j))
         spans = [_span(p)]
         spans += [_span_of_view(s[j]) for s in plan.states if s and s[j] is not None]
