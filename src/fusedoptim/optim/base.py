@@ -10,8 +10,10 @@ tensor:
   the compiled core increments itself, and a ``fusedoptim._core.Plan`` that has checked the
   parameter and state arrays once (their types, shapes and that none overlaps another).
   ``step()`` slices the user's gradient list (or gathers the ``.grad`` attributes with ``map``)
-  and hands it to **one** call of that ``Plan`` per group, which checks only the gradients in
-  C++ before touching any array.
+  and hands it to **one** call of that ``Plan`` per group (and dtype), which checks the
+  gradients, and that no parameter was changed in place, in C++ before touching any array.
+  With several calls (groups, dtypes) or state still to create, a ``_core.Footprint`` of
+  everything the calls write is also checked against the gradients first.
 * The plan is rebuilt only when something structural changes: a parameter group is added or
   replaced, ``load_state_dict`` runs, a parameter object's ``.data`` is replaced, the state is
   edited through ``opt.state``, or an option that needs more state (``amsgrad``, ``momentum``,
@@ -20,8 +22,9 @@ tensor:
   gradient; AdaGrad at construction). A per-plan count of parameters that still lack state keeps
   that slow path off the steady-state path.
 
-A ``_core.Plan`` holds its arrays by reference and does not check them again, so anything that
-swaps an array goes through a rebuild; in-place writes to the arrays need none.
+A ``_core.Plan`` holds its arrays by reference and does not check its state arrays again (its
+parameters' NumPy structs it reads at every call), so anything that swaps an array goes through
+a rebuild; in-place writes to the arrays' values need none.
 
 A step either happens completely or not at all: every check that can fail runs before the first
 array is written, so a bad gradient, a replaced ``.data`` or a bad hyperparameter raises and
@@ -505,7 +508,8 @@ class Optimizer:
         Hyperparameters the dict does not set take the optimizer's :attr:`defaults`. As in
         PyTorch, the dict itself is appended to :attr:`param_groups` (so later edits to it
         apply). Nothing changes if the group is refused: an array already optimized (in any
-        group), a bad array or a bad hyperparameter.
+        group) or sharing memory with another parameter or its state, a bad array or a bad
+        hyperparameter.
 
         Example:
             >>> import numpy as np
@@ -564,9 +568,12 @@ class Optimizer:
             closure: called first (before anything is read); its return value is returned.
 
         Raises:
-            TypeError, ValueError: a missing, extra or malformed gradient, a parameter object
-                whose ``.data`` no longer matches, or a bad hyperparameter in
-                ``param_groups``. Nothing has been changed when this happens.
+            TypeError, ValueError: a missing, extra or malformed gradient; a gradient or state
+                array that shares memory with an array the step writes (in any group); a
+                parameter changed in place since it was given (read-only, reshaped, another
+                dtype) or a parameter object whose ``.data`` no longer matches; a bad or
+                missing hyperparameter in ``param_groups``. Nothing has been changed when
+                this happens.
 
         Example:
             >>> import numpy as np
