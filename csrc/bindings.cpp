@@ -358,7 +358,6 @@ class Steps {
     const char* begin = reinterpret_cast<const char*>(data_);
     return {begin, begin + array_.shape(0) * static_cast<py::ssize_t>(sizeof(std::int64_t))};
   }
-  bool increments() const { return increment_; }
 
   // The step tensor i takes, checked.
   std::int64_t taken(std::size_t i) const {

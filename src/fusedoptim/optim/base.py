@@ -43,6 +43,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from fusedoptim import _core
+from fusedoptim._checks import MAX_STEP
 from fusedoptim._core import same_items, same_values
 
 __all__ = ["Optimizer"]
@@ -1408,9 +1409,6 @@ def _is_param_object(value: Any) -> bool:
     )
 
 
-_MAX_STEP = 2**62  # as fusedoptim.functional: the core's counts are int64 and must not overflow
-
-
 def _as_step(value: Any, label: str) -> int:
     """A step count from an int, a float with an integral value (PyTorch's) or a 0-d array."""
     message = f"{label} must be a non-negative integer of at most 2**62, got {value!r}"
@@ -1430,7 +1428,7 @@ def _as_step(value: Any, label: str) -> int:
             number = int(real)
         else:
             number = int(array)  # exactly: an int64 count is not rounded through a float
-    if not 0 <= number <= _MAX_STEP:
+    if not 0 <= number <= MAX_STEP:
         raise ValueError(message)
     return number
 
