@@ -19,10 +19,9 @@
 // --seeds covers every input in range, not only [1, 4): each step scales exactly with
 // x -> 4^k x, y -> 2^-k y while no result under- or overflows, and x >= 2^-80 keeps x - s s at 0
 // or >= 2^-126 (so flush-to-zero changes nothing either). This is evidence for
-// benchmarks/RESULTS.md (section 4): this RMSprop loop is faster with it on one core, and the
-// kernels of branch fma-sqrt, which use it, were faster in some batches of benchmarks/ab_core.py
-// and slower in others; in the benchmark's own cases they were not faster, so the library keeps
-// the unit's square root.
+// benchmarks/RESULTS.md (section 4): this RMSprop loop is faster with it on one core, but in the
+// library's kernels, which give the FMA units more other work, it made most optimizers slower on
+// the development VM (benchmarks/ab_core.py), so the library keeps the unit's square root.
 #include <immintrin.h>
 #include <math.h>
 #include <stdio.h>

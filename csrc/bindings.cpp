@@ -985,9 +985,9 @@ void run_divider(DividerFn<T> fn, const py::array& a, const py::array& b, std::i
 
 void divider(py::handle a_in, py::handle b_in, int sqrts, int divisions, std::int64_t repeats, double divisor) {
   const Checker check("divider_probe");
-  if (sqrts < 1 || sqrts > 2 || divisions < 1 || divisions > 2)
-    check.value_error("square_roots and divisions must each be 1 or 2, got " + std::to_string(sqrts) + " and " +
-                      std::to_string(divisions));
+  if (sqrts < 0 || sqrts > 2 || divisions < 1 || divisions > 2)
+    check.value_error("square_roots must be 0, 1 or 2 and divisions 1 or 2, got " + std::to_string(sqrts) +
+                      " and " + std::to_string(divisions));
   if (repeats < 1) check.value_error("repeats must be at least 1, got " + std::to_string(repeats));
   const int type_num = py::isinstance<py::array>(a_in) ? py::reinterpret_borrow<py::array>(a_in).dtype().num() : -1;
   constexpr std::size_t kWhole = Checker::kWhole;
@@ -997,9 +997,9 @@ void divider(py::handle a_in, py::handle b_in, int sqrts, int divisions, std::in
   check.check_disjoint(kWhole, {"a", "b", nullptr, nullptr, nullptr}, {span_of(a), span_of(b), empty, empty, empty},
                        2);
   if (type_num == py::detail::npy_api::NPY_FLOAT_)
-    run_divider<float>(kernels<float>().divider[sqrts - 1][divisions - 1], a, b, repeats, divisor);
+    run_divider<float>(kernels<float>().divider[sqrts][divisions - 1], a, b, repeats, divisor);
   else
-    run_divider<double>(kernels<double>().divider[sqrts - 1][divisions - 1], a, b, repeats, divisor);
+    run_divider<double>(kernels<double>().divider[sqrts][divisions - 1], a, b, repeats, divisor);
 }
 
 // Whether two lists (or tuples) hold the same objects in the same order. Only the pointers are
@@ -1058,6 +1058,10 @@ py::dict build_info() {
   info["isa"] = d.isa;
   info["isa_supported"] = d.supported;
   info["isa_compiled"] = d.compiled;
+  py::list software_sqrt;
+  if (kernels<float>().sqrt_on_fma_units) software_sqrt.append("float32");
+  if (kernels<double>().sqrt_on_fma_units) software_sqrt.append("float64");
+  info["sqrt_on_fma_units"] = software_sqrt;
 #if defined(_OPENMP)
   info["openmp"] = true;
   info["openmp_version"] = static_cast<int>(_OPENMP);
@@ -1234,6 +1238,10 @@ PYBIND11_MODULE(_core, m) {
       "clamp_", [](py::handle arrays, double lo, double hi) { map_arrays("clamp_", arrays, MapKind::Clamp, lo, hi); },
       py::arg("arrays"), py::arg("lo"), py::arg("hi"), "Clamps every array to [lo, hi] in place; NaN stays NaN.");
   m.def(
+      "sqrt_", [](py::handle arrays) { map_arrays("sqrt_", arrays, MapKind::Sqrt, 0.0, 0.0); }, py::arg("arrays"),
+      "Square root of every array in place with the update kernels' square root (for tests: on AVX-512 float32 it "
+      "runs on the FMA units and must give the hardware instruction's bits).");
+  m.def(
       "stream_triad", [](py::handle a, py::handle b, py::handle c, double s) { stream("stream_triad", a, b, c, s); },
       py::arg("a"), py::arg("b"), py::arg("c"), py::arg("scalar"),
       "STREAM triad a = b + scalar * c, parallel like the optimizer kernels (bandwidth probe; the store "
@@ -1245,7 +1253,7 @@ PYBIND11_MODULE(_core, m) {
       "an optimizer update (bandwidth probe; moves 3 arrays' bytes).");
   m.def("divider_probe", &divider, py::arg("a"), py::arg("b"), py::arg("square_roots"), py::arg("divisions"),
         py::arg("repeats"), py::arg("divisor") = 1.0,
-        "a = b / sqrt(a) in place, repeated, with square_roots (1 or 2: b's root too) square roots and "
+        "a = b / sqrt(a) in place, repeated, with square_roots (0: a = b / a; 1; or 2: b's root too) square roots and "
         "divisions (1 or 2: the root divided by divisor first) per element, parallel like the optimizer "
         "kernels: the issue rate of the square-root and division units (compute floor probe; keep a "
         "and b in cache, start them in [1, 2)).");

@@ -145,6 +145,9 @@ void print_reductions(const char* isa, const char* dtype, const KernelTable<T>& 
   digest.add(y);
   k.map[static_cast<int>(MapKind::Clamp)](y.data(), static_cast<std::int64_t>(y.size()), -0.5, 0.25);
   digest.add(y);
+  for (T& v : y) v = v < T(0) ? -v : v;
+  k.map[static_cast<int>(MapKind::Sqrt)](y.data(), static_cast<std::int64_t>(y.size()), 0.0, 0.0);
+  digest.add(y);
   std::printf("%s %s reductions %016llx\n", isa, dtype, static_cast<unsigned long long>(digest.hash));
 }
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import fusedoptim
 from fusedoptim import bench
 
 TINY_CACHE = 64 * 2**10
@@ -419,21 +420,67 @@ def test_out_of_cache_bandwidth_share_uses_the_probe_timed_alongside() -> None:
     assert math.isclose(report.bandwidth_fraction(case) or 0, 30 / 32)
 
 
-def _divider(report: bench.Report, ops: tuple[int, int], ns: float) -> None:
-    """Give ``report`` a measured rate of the square-root and division units."""
+def _divider(report: bench.Report, optimizer: str, ns: float) -> None:
+    """Give ``report`` a measured rate of the square-root and division units for the operations
+    ``optimizer``'s float32 kernel gives them."""
+    ops = bench.divider_ops(bench.OPTIMIZERS[optimizer], "float32")
     rate = bench.DividerRate(2, "float32", *ops, ns)
     report.divider[rate.key] = rate
 
 
-def test_sqrt_div_units_bound_in_cache_speedups() -> None:
+@pytest.fixture(
+    params=[frozenset(), frozenset({"float32"})], ids=["sqrt-on-divider", "sqrt-on-fma"]
+)
+def sqrt_units(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> frozenset[str]:
+    """Both kinds of build: square roots on the divider, or float32's on the FMA units."""
+    monkeypatch.setattr(bench, "sqrt_on_fma_units", lambda: request.param)
+    return request.param
+
+
+def test_divider_ops_leave_out_square_roots_on_the_fma_units(sqrt_units: frozenset[str]) -> None:
+    ops = {name: bench.divider_ops(config, "float32") for name, config in bench.OPTIMIZERS.items()}
+    on_fma = "float32" in sqrt_units
+    assert (
+        ops["rmsprop"]
+        == ops["adagrad"]
+        == ops["rmsprop_momentum"]
+        == ((0, 1) if on_fma else (1, 1))
+    )
+    assert ops["rmsprop_centered"] == (1, 1)  # keeps the hardware square root
+    assert ops["adadelta"] == ((0, 1) if on_fma else (2, 1))
+    assert ops["adam"] == ops["adam_amsgrad"] == ops["adamw"] == ((0, 2) if on_fma else (1, 2))
+    assert ops["sgd"] == (0, 0)
+    # A NumPy dtype (as the array pools hold) is the same as its name.
+    assert ops == {
+        name: bench.divider_ops(config, np.dtype("float32"))
+        for name, config in bench.OPTIMIZERS.items()
+    }
+    float64 = {
+        name: bench.divider_ops(config, "float64") for name, config in bench.OPTIMIZERS.items()
+    }
+    assert float64 == {name: config.divider_ops for name, config in bench.OPTIMIZERS.items()}
+    names = list(bench.OPTIMIZERS)
+    assert (
+        bench.divider_ops_name((1, 2), "float64", names) == "sqrt+2 div (Adam, Adam amsgrad, AdamW)"
+    )
+    assert bench.divider_ops_name((2, 1), "float64", names) == "2 sqrt+div (AdaDelta)"
+    assert bench.divider_ops_name((0, 2), "float64", names) == "2 div"
+
+
+def test_the_build_reports_where_square_roots_run() -> None:
+    expected = {"float32"} if fusedoptim.build_info()["isa"] == "avx512" else set()
+    assert bench.sqrt_on_fma_units() == expected
+
+
+def test_sqrt_div_units_bound_in_cache_speedups(sqrt_units: frozenset[str]) -> None:
     """In cache the bandwidth limits nothing, but the square roots and divisions still take
     their time: torch's 1.0 ns against RMSprop's 0.25 ns of sqrt+div allows 4x at most."""
     rmsprop = _case("rmsprop", bench.Layout(1, 10**5), {"fusedoptim": 0.3, "torch": 1.0})
     sgd = _case("sgd", bench.Layout(1, 10**5), {"fusedoptim": 0.1, "torch": 1.0})
     report = _report([rmsprop, sgd])
     assert report.speedup_bound(rmsprop, "torch") is None  # nothing measured yet
-    _divider(report, (1, 1), 0.25)
-    _divider(report, (1, 2), 0.5)  # Adam's: not RMSprop's
+    _divider(report, "rmsprop", 0.25)
+    _divider(report, "adam", 0.5)  # Adam's: not RMSprop's
     assert report.divider_floor(rmsprop) == 0.25 and report.divider_floor(sgd) is None
     assert report.bound_limit(rmsprop) == "divider" and report.bound_limit(sgd) is None
     assert math.isclose(report.speedup_bound(rmsprop, "torch") or 0, 4.0)
@@ -453,17 +500,19 @@ def test_sqrt_div_units_bound_in_cache_speedups() -> None:
     assert math.isclose(report.speedup_bound(rmsprop, "torch") or 0, 1.0 / 0.28)
 
 
-def test_the_slower_floor_sets_the_bound_and_none_is_below_fusedoptim() -> None:
+def test_the_slower_floor_sets_the_bound_and_none_is_below_fusedoptim(
+    sqrt_units: frozenset[str],
+) -> None:
     adam = _case("adam", bench.Layout(1, 10**6), {"fusedoptim": 1.0, "torch": 1.4})
     report = _report([adam], bandwidth=40.0)  # 28 B / 40 GB/s = 0.7 ns
     assert report.floors(adam) == {"bandwidth": pytest.approx(0.7)}
-    _divider(report, (1, 2), 0.8)
+    _divider(report, "adam", 0.8)
     assert report.floors(adam) == {"bandwidth": pytest.approx(0.7), "divider": 0.8}
     assert report.bound_limit(adam) == "divider"
     assert math.isclose(report.speedup_bound(adam, "torch") or 0, 1.4 / 0.8)
     # A floor measured at a slow moment can exceed what fusedoptim then did: it is capped there,
     # so a bound never says fusedoptim's own speed-up was impossible.
-    _divider(report, (1, 2), 1.25)
+    _divider(report, "adam", 1.25)
     assert math.isclose(report.speedup_bound(adam, "torch") or 0, 1.4)
     assert "failing: adam 1e6 1.40x (sqrt/div units allow <= 1.40x)" in bench.format_targets(
         bench.evaluate_targets(report), 2
@@ -471,8 +520,19 @@ def test_the_slower_floor_sets_the_bound_and_none_is_below_fusedoptim() -> None:
 
 
 def test_run_measures_the_units_each_optimizer_needs(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, small_machine: None
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    small_machine: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    alongside = []  # the operations of each probe timed alongside a case
+    stepper = bench.divider_stepper
+
+    def recording_stepper(threads: int, dtype: object, ops: tuple[int, int]) -> bench.Stepper:
+        alongside.append(ops)
+        return stepper(threads, dtype, ops)
+
+    monkeypatch.setattr(bench, "divider_stepper", recording_stepper)
     path = tmp_path / "divider.json"
     status, out, _ = run_main(
         capsys, "--optimizers", "sgd,adam,adadelta", "--sizes", "1000", "--repeat", "3",
@@ -481,12 +541,16 @@ def test_run_measures_the_units_each_optimizer_needs(
     assert status == 0
     data = json.loads(path.read_text())
     rates = {(r["square_roots"], r["divisions"]): r for r in data["divider"]}
-    assert set(rates) == {(1, 2), (2, 1)}  # Adam's and AdaDelta's; SGD needs none
+    # Adam's and AdaDelta's operations on the units (without the square roots where this build
+    # takes them on the FMA units); SGD needs none.
+    adam_ops = bench.divider_ops(bench.OPTIMIZERS["adam"], "float32")
+    assert set(rates) == {adam_ops, bench.divider_ops(bench.OPTIMIZERS["adadelta"], "float32")}
+    assert set(alongside) == set(rates)  # the same operations alongside the cases
     # Measured before and after the cases; the fastest sample of all is kept.
-    runs = [r for r in data["divider_runs"] if (r["square_roots"], r["divisions"]) == (1, 2)]
+    runs = [r for r in data["divider_runs"] if (r["square_roots"], r["divisions"]) == adam_ops]
     assert len(runs) == 2 and all(len(r["samples"]) == 3 for r in runs)
     fastest = min(min(r["samples"]) / r["elements"] * 1e9 for r in runs)
-    assert math.isclose(rates[(1, 2)]["ns_per_element"], fastest)
+    assert math.isclose(rates[adam_ops]["ns_per_element"], fastest)
     cases = {case["optimizer"]: case for case in data["cases"]}
     assert cases["sgd"]["divider_floor_ns"] is None and cases["sgd"]["bound_limit"] is None
     assert cases["sgd"]["floors_ns"] == {}
@@ -507,7 +571,9 @@ def test_run_measures_the_units_each_optimizer_needs(
         assert case["speedup_bound"]["numpy"] == pytest.approx(
             case["ns_per_element"]["numpy"] / floor
         )
-    assert "sqrt/div units, 1 thread, float32: sqrt+2 div (Adam)" in out
+    name = "2 div (Adam)" if adam_ops == (0, 2) else "sqrt+2 div (Adam)"
+    (line,) = [x for x in out.splitlines() if x.startswith("sqrt/div units, 1 thread, float32:")]
+    assert f"{name} {rates[adam_ops]['ns_per_element']:.3g}" in line
 
 
 def test_targets_not_measured_when_the_cases_are_missing() -> None:

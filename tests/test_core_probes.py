@@ -31,17 +31,20 @@ def _inputs(n: int, dtype: type) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", SIZES)
-@pytest.mark.parametrize(("square_roots", "divisions"), [(1, 1), (2, 1), (1, 2), (2, 2)])
+@pytest.mark.parametrize(
+    ("square_roots", "divisions"), [(0, 1), (0, 2), (1, 1), (2, 1), (1, 2), (2, 2)]
+)
 def test_divider_probe_computes_its_operations(
     threads: int, dtype: type, n: int, square_roots: int, divisions: int
 ) -> None:
-    """a <- b / sqrt(a) (b's root too with 2 square roots, and the root divided by the divisor
-    first with 2 divisions), repeated: bit for bit NumPy's correctly rounded operations in the
-    same order. The benchmark divides by 1, which a skipped division would match; 3 would not."""
+    """a <- b / sqrt(a) (a itself with no square root, b's root too with 2, and the root divided
+    by the divisor first with 2 divisions), repeated: bit for bit NumPy's correctly rounded
+    operations in the same order. The benchmark divides by 1, which a skipped division would
+    match; 3 would not."""
     a, b = _inputs(n, dtype)
     expected = a.copy()
     for _ in range(3):
-        root = np.sqrt(expected)
+        root = np.sqrt(expected) if square_roots else expected
         numerator = np.sqrt(b) if square_roots == 2 else b
         denominator = root / dtype(3.0) if divisions == 2 else root
         expected = numerator / denominator
@@ -49,19 +52,23 @@ def test_divider_probe_computes_its_operations(
     _core.divider_probe(a, b, square_roots, divisions, 3, 3.0)
     np.testing.assert_array_equal(a, expected)
     np.testing.assert_array_equal(b, b_before)
-    # With the benchmark's divisor it stays between 1/sqrt(2) and 2: no subnormal, infinity or
-    # NaN however long it runs.
+    # With the benchmark's divisor it stays between 1/2 and 2: no subnormal, infinity or NaN
+    # however long it runs (without a square root it alternates between a and b / a).
     a, b = _inputs(n, dtype)
-    _core.divider_probe(a, b, square_roots, divisions, 50)
+    _core.divider_probe(a, b, square_roots, divisions, 51)
     if n:
-        assert a.min() > 0.7 and a.max() < 2.0
+        assert a.min() > 0.5 and a.max() < 2.0
+
+
+BAD_COUNTS = "square_roots must be 0, 1 or 2 and divisions 1 or 2"
 
 
 @pytest.mark.parametrize(
     ("change", "error", "message"),
     [
-        (lambda a, b: (a, b, 3, 1, 1), ValueError, "must each be 1 or 2, got 3 and 1"),
-        (lambda a, b: (a, b, 1, 0, 1), ValueError, "must each be 1 or 2, got 1 and 0"),
+        (lambda a, b: (a, b, 3, 1, 1), ValueError, f"{BAD_COUNTS}, got 3 and 1"),
+        (lambda a, b: (a, b, -1, 1, 1), ValueError, f"{BAD_COUNTS}, got -1 and 1"),
+        (lambda a, b: (a, b, 1, 0, 1), ValueError, f"{BAD_COUNTS}, got 1 and 0"),
         (lambda a, b: (a, b, 1, 1, 0), ValueError, "repeats must be at least 1, got 0"),
         (lambda a, b: (a, b.astype(np.float64), 1, 1, 1), TypeError,
          "b has dtype float64 but a has dtype float32"),
@@ -72,8 +79,8 @@ def test_divider_probe_computes_its_operations(
         (lambda a, b: (a.tolist(), b, 1, 1, 1), TypeError, "numpy.ndarray"),
         (lambda a, b: (a.astype(np.int32), b.astype(np.int32), 1, 1, 1), TypeError, "float32"),
     ],
-    ids=["square-roots", "divisions", "repeats", "dtype", "shape", "alias", "strided", "list",
-         "int"],
+    ids=["square-roots", "negative-square-roots", "divisions", "repeats", "dtype", "shape",
+         "alias", "strided", "list", "int"],
 )  # fmt: skip
 def test_divider_probe_refuses_bad_input_and_changes_nothing(
     change: object, error: type[Exception], message: str

@@ -124,9 +124,9 @@ def test_build_info_describes_the_build():
 # on smaller sizes) also put, in a 16-aligned block of the last gradient, values whose squares
 # span each dtype's range and beyond: +-0, subnormals, and magnitudes up to squares that
 # overflow (in float32 the largest, 1e39, is itself +inf: an infinite gradient at every step),
-# shuffled so that every 16-lane vector mixes them. A vectorised path that treats such lanes
-# differently (as a square root computed without the hardware instruction would; see
-# benchmarks/software_sqrt.c) must still give the baseline's bits.
+# shuffled so that every 16-lane vector mixes them. On AVX-512, float32 square roots run mostly on
+# the FMA units (kernels/sqrt_avx512.hpp) and hand zeros, tiny, subnormal, infinite and NaN inputs
+# to the hardware instruction lane by lane; all of it must give the baseline's bits.
 CHILD_SCRIPT = r"""
 import json, sys
 import numpy as np

@@ -1,8 +1,12 @@
 // The kernels compiled for AVX-512 (F, BW, DQ, VL, CD: x86-64-v4) with 512-bit vectors. Selected at
 // import only on CPUs that have them. See avx2.cpp for why the kernels sit in an anonymous namespace.
+// The float32 kernels with a square root run 16-element lanes whose square root uses the FMA units
+// (kernels/sqrt_avx512.hpp); the intrinsics it needs come from <immintrin.h>, included here.
 #include "fusedoptim/kernels.hpp"
 
 #if defined(FUSEDOPTIM_HAVE_X86_VARIANTS)
+#include <immintrin.h>
+#define FUSEDOPTIM_AVX512_LANES 1
 #if defined(__clang__)
 // One attribute per push: Clang 14 rejects a list of two in one __attribute__ here.
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx2,fma"))), \

@@ -1,5 +1,8 @@
 // Every kernel body, for inclusion inside an anonymous namespace of a per-ISA object.
 #include "common.hpp"
+#if defined(FUSEDOPTIM_AVX512_LANES)
+#include "sqrt_avx512.hpp"
+#endif
 #include "sgd.hpp"
 #include "adagrad.hpp"
 #include "rmsprop.hpp"

@@ -3,6 +3,13 @@
 // target instruction set, so they must not include any header themselves: everything they use is
 // a compiler builtin or comes from fusedoptim/kernels.hpp, included before the switch.
 //
+// Lanes: the kernels with a square root (AdaGrad, RMSprop, AdaDelta, Adam) write their per-element
+// math once, as a function template over the lane type L: T for one element, or FoLanes<T>::type,
+// a vector of FoLanes<T>::width elements, where the object defines one (the AVX-512 object, for
+// float32: sqrt_avx512.hpp, whose square root runs on the FMA units). The kernel runs the vector
+// lanes over the bulk of its range and single elements over the rest; elsewhere it runs single
+// elements only, and the compiler vectorises that loop. fo_load and fo_store move one lane.
+//
 // Bitwise reproducibility: the build compiles with -ffp-contract=off, so the vectorised body, the
 // scalar tail and every instruction-set variant perform the same IEEE operations in the same order
 // (division and square root are correctly rounded everywhere). Results therefore do not depend on
@@ -14,8 +21,38 @@
 #define FO_RESTRICT __restrict__
 #endif
 
+template <class T>
+struct FoLanes {
+  static constexpr int width = 1;
+  using type = T;
+};
+
+template <class L, class T>
+inline L fo_load(const T* p) {
+  if constexpr (sizeof(L) == sizeof(T)) {
+    return *p;
+  } else {
+    L v;
+    __builtin_memcpy(&v, p, sizeof(L));
+    return v;
+  }
+}
+
+template <class L, class T>
+inline void fo_store(T* p, L v) {
+  if constexpr (sizeof(L) == sizeof(T)) {
+    *p = v;
+  } else {
+    __builtin_memcpy(p, &v, sizeof(L));
+  }
+}
+
 inline float fo_sqrt(float x) { return __builtin_sqrtf(x); }
 inline double fo_sqrt(double x) { return __builtin_sqrt(x); }
+// Always the hardware instruction, also for vector lanes (where fo_sqrt may use the FMA units):
+// for kernels whose FMA units have no room left (centered RMSprop; see sqrt_avx512.hpp).
+inline float fo_sqrt_unit(float x) { return __builtin_sqrtf(x); }
+inline double fo_sqrt_unit(double x) { return __builtin_sqrt(x); }
 
 // max(a, b) that propagates NaN from either side, like numpy.maximum and torch.maximum.
 template <class T>

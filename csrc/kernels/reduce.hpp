@@ -73,6 +73,18 @@ void map_scale(T* FO_RESTRICT x, std::int64_t n, double a, double /*b*/) {
   for (std::int64_t i = 0; i < n; ++i) x[i] = x[i] * factor;
 }
 
+// x = sqrt(x) with the update kernels' square root (on AVX-512 float32, the FMA units' one), so
+// that a test can compare it with the hardware instruction over every input.
+template <class T>
+void map_sqrt(T* FO_RESTRICT x, std::int64_t n, double /*a*/, double /*b*/) {
+  constexpr int kWidth = FoLanes<T>::width;
+  std::int64_t i = 0;
+  if constexpr (kWidth > 1)
+    for (; i + kWidth <= n; i += kWidth)
+      fo_store(x + i, fo_sqrt(fo_load<typename FoLanes<T>::type>(x + i)));
+  for (; i < n; ++i) x[i] = fo_sqrt(x[i]);
+}
+
 // Clamp to [lo, hi]; NaN stays NaN, as with torch.clamp_.
 template <class T>
 void map_clamp(T* FO_RESTRICT x, std::int64_t n, double a, double b) {
@@ -100,16 +112,19 @@ void stream_triad(T* FO_RESTRICT a, const T* FO_RESTRICT b, const T* FO_RESTRICT
 
 // The square-root and division units' issue rate (a compute floor for the benchmark): per element,
 // kSqrts square roots and kDivisions divisions, as many as RMSprop and AdaGrad (1, 1), AdaDelta
-// (2, 1) and Adam (1, 2) perform, and no other work the units wait on. Elements are independent,
-// so the loop vectorises like the update kernels and its time is the units' throughput. a stays
-// near 1 when a and b start in [1, 2) and divisor is 1 (the benchmark's): a <- b / sqrt(a) (or its
-// variants) converges to b^(2/3) (or b^(1/3)), whatever the repeats, never a subnormal, infinity
-// or NaN. Another divisor lets a test tell the second division from none.
+// (2, 1) and Adam (1, 2) perform on the divider, or (0, 1) and (0, 2) where the kernels compute
+// square roots on the FMA units (AVX-512 float32), and no other work the units wait on. Elements
+// are independent, so the loop vectorises like the update kernels and its time is the units'
+// throughput. The square roots here are always the hardware's. a stays near 1 when a and b start
+// in [1, 2) and divisor is 1 (the benchmark's): a <- b / sqrt(a) (or its variants) converges to
+// b^(2/3) (or b^(1/3)), and a <- b / a alternates between a and b / a, whatever the repeats,
+// never a subnormal, infinity or NaN. Another divisor lets a test tell the second division from
+// none.
 template <class T, int kSqrts, int kDivisions>
 void divider_probe(T* FO_RESTRICT a, const T* FO_RESTRICT b, double divisor, std::int64_t n) {
   const T c = T(divisor);
   for (std::int64_t i = 0; i < n; ++i) {
-    const T root = fo_sqrt(a[i]);
+    const T root = kSqrts >= 1 ? fo_sqrt(a[i]) : a[i];
     const T numerator = kSqrts == 2 ? fo_sqrt(b[i]) : b[i];
     const T denominator = kDivisions == 2 ? root / c : root;
     a[i] = numerator / denominator;

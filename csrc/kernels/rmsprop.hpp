@@ -7,40 +7,64 @@
 //   otherwise: avg = sqrt(square_avg) + eps
 //   momentum > 0:  buf = momentum * buf + g / avg;  p -= lr * buf
 //   otherwise:     p -= lr * g / avg
+template <class T>
+struct RmspropScalars {
+  T sign, weight_decay, alpha, one_minus_alpha, eps, momentum, neg_lr;
+  explicit RmspropScalars(const fusedoptim::RmspropHyper& h)
+      : sign(h.maximize ? T(-1) : T(1)),
+        weight_decay(T(h.weight_decay)),
+        alpha(T(h.alpha)),
+        one_minus_alpha(T(1.0 - h.alpha)),
+        eps(T(h.eps)),
+        momentum(T(h.momentum)),
+        neg_lr(T(-h.lr)) {}
+};
+
+// Elements [i, i + lanes) of one tensor; L is T or FoLanes<T>::type (common.hpp).
+template <class L, bool kWeightDecay, bool kMomentum, bool kCentered, class T>
+inline void rmsprop_lanes(const RmspropScalars<T>& c, T* FO_RESTRICT p, const T* FO_RESTRICT g,
+                          T* FO_RESTRICT square_avg, T* FO_RESTRICT buf, T* FO_RESTRICT grad_avg,
+                          std::int64_t i) {
+  L d = fo_load<L>(g + i) * c.sign;
+  if constexpr (kWeightDecay) d = d + c.weight_decay * fo_load<L>(p + i);
+  const L sq = fo_load<L>(square_avg + i) * c.alpha + c.one_minus_alpha * (d * d);
+  fo_store(square_avg + i, sq);
+  L avg;
+  if constexpr (kCentered) {
+    const L old = fo_load<L>(grad_avg + i);
+    const L ga = old + c.one_minus_alpha * (d - old);
+    fo_store(grad_avg + i, ga);
+    // The hardware square root: with centering's extra work, the FMA units' one was slower
+    // (benchmarks/RESULTS.md, section 4).
+    avg = fo_sqrt_unit(sq - ga * ga) + c.eps;
+  } else {
+    avg = fo_sqrt(sq) + c.eps;
+  }
+  if constexpr (kMomentum) {
+    const L b = fo_load<L>(buf + i) * c.momentum + d / avg;
+    fo_store(buf + i, b);
+    fo_store(p + i, fo_load<L>(p + i) + c.neg_lr * b);
+  } else {
+    fo_store(p + i, fo_load<L>(p + i) + c.neg_lr * (d / avg));
+  }
+}
+
 template <class T, bool kWeightDecay, bool kMomentum, bool kCentered>
 void rmsprop_update(const fusedoptim::RmspropHyper& h, std::int64_t /*step*/,
                     const fusedoptim::TensorPointers<T>& t, std::int64_t n) {
+  const RmspropScalars<T> c(h);
   T* FO_RESTRICT p = t.param;
   const T* FO_RESTRICT g = t.grad;
   T* FO_RESTRICT square_avg = t.state0;
   T* FO_RESTRICT buf = t.state1;
   T* FO_RESTRICT grad_avg = t.state2;
-  const T sign = h.maximize ? T(-1) : T(1);
-  const T weight_decay = T(h.weight_decay);
-  const T alpha = T(h.alpha);
-  const T one_minus_alpha = T(1.0 - h.alpha);
-  const T eps = T(h.eps);
-  const T momentum = T(h.momentum);
-  const T neg_lr = T(-h.lr);
-  for (std::int64_t i = 0; i < n; ++i) {
-    T d = g[i] * sign;
-    if constexpr (kWeightDecay) d = d + weight_decay * p[i];
-    const T sq = square_avg[i] * alpha + one_minus_alpha * (d * d);
-    square_avg[i] = sq;
-    T avg;
-    if constexpr (kCentered) {
-      const T ga = grad_avg[i] + one_minus_alpha * (d - grad_avg[i]);
-      grad_avg[i] = ga;
-      avg = fo_sqrt(sq - ga * ga) + eps;
-    } else {
-      avg = fo_sqrt(sq) + eps;
-    }
-    if constexpr (kMomentum) {
-      const T b = buf[i] * momentum + d / avg;
-      buf[i] = b;
-      p[i] = p[i] + neg_lr * b;
-    } else {
-      p[i] = p[i] + neg_lr * (d / avg);
-    }
-  }
+  constexpr int kWidth = FoLanes<T>::width;
+  std::int64_t i = 0;
+  if constexpr (kWidth > 1)
+    for (; i + kWidth <= n; i += kWidth)
+      rmsprop_lanes<typename FoLanes<T>::type, kWeightDecay, kMomentum, kCentered>(
+          c, p, g, square_avg, buf, grad_avg, i);
+  for (; i < n; ++i)
+    rmsprop_lanes<T, kWeightDecay, kMomentum, kCentered>(c, p, g, square_avg, buf,
+                                                         grad_avg, i);
 }

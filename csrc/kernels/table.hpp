@@ -35,10 +35,14 @@ void fill_table(fusedoptim::KernelTable<T>& k) {
   k.norm[static_cast<int>(fusedoptim::NormKind::General)] = &norm_sum_pow<T>;
   k.map[static_cast<int>(fusedoptim::MapKind::Scale)] = &map_scale<T>;
   k.map[static_cast<int>(fusedoptim::MapKind::Clamp)] = &map_clamp<T>;
+  k.map[static_cast<int>(fusedoptim::MapKind::Sqrt)] = &map_sqrt<T>;
+  k.sqrt_on_fma_units = FoLanes<T>::width > 1;
   k.triad = &stream_triad<T>;
   k.axpy = &stream_axpy<T>;
-  k.divider[0][0] = &divider_probe<T, 1, 1>;
-  k.divider[0][1] = &divider_probe<T, 1, 2>;
-  k.divider[1][0] = &divider_probe<T, 2, 1>;
-  k.divider[1][1] = &divider_probe<T, 2, 2>;
+  k.divider[0][0] = &divider_probe<T, 0, 1>;
+  k.divider[0][1] = &divider_probe<T, 0, 2>;
+  k.divider[1][0] = &divider_probe<T, 1, 1>;
+  k.divider[1][1] = &divider_probe<T, 1, 2>;
+  k.divider[2][0] = &divider_probe<T, 2, 1>;
+  k.divider[2][1] = &divider_probe<T, 2, 2>;
 }

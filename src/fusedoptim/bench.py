@@ -36,9 +36,12 @@ How the timing is kept honest:
   representative probe).
 * **So is the compute limit.** In cache, AdaGrad, RMSprop, AdaDelta and Adam wait on the CPU's
   square-root and division units, not on memory. ``_core.divider_probe`` issues the same
-  correctly rounded square roots and divisions per element as the update (and nothing else) on
-  all threads; timed alongside each in-cache case, it gives the least time any update with
-  that arithmetic can take there, and with the bandwidth the largest speed-up a target can ask.
+  correctly rounded square roots and divisions per element as the update gives those units
+  (and nothing else) on all threads: where this build computes the square roots on the FMA
+  units instead (float32 on AVX-512, ``build_info()["sqrt_on_fma_units"]``; not centered
+  RMSprop), only the divisions. Timed alongside each in-cache case, it gives the least time any
+  update that leaves that work to the units can take there, and with the bandwidth the largest
+  speed-up a target can ask.
 
 NumPy runs on one thread whatever ``--threads`` says (it has no threaded elementwise loops), so it
 is measured once per case and its number is repeated for every thread count.
@@ -127,6 +130,9 @@ class OptimizerConfig:
     # (square roots, divisions) per element: work for the CPU's square-root and division units,
     # which in cache bound the update as the bandwidth does out of cache (see measure_divider).
     divider_ops: tuple[int, int] = (0, 0)
+    # Whether its kernel takes its square roots on the FMA units where the build does so
+    # (build_info()["sqrt_on_fma_units"]: float32 on AVX-512); centered RMSprop does not.
+    sqrt_on_fma_units: bool = True
 
     @property
     def states(self) -> int:
@@ -172,7 +178,7 @@ OPTIMIZERS: dict[str, OptimizerConfig] = {
         OptimizerConfig(
             "rmsprop_centered", "RMSprop centered", "rmsprop", ("square_avg", None, "grad_avg"),
             {"lr": 1e-3, "alpha": 0.9999, "centered": True}, "RMSprop", False, takes_step=False,
-            divider_ops=(1, 1),
+            divider_ops=(1, 1), sqrt_on_fma_units=False,
         ),
         OptimizerConfig(
             "rmsprop_momentum", "RMSprop momentum", "rmsprop",
@@ -197,6 +203,22 @@ OPTIMIZERS: dict[str, OptimizerConfig] = {
         ),
     ]
 }  # fmt: skip
+
+
+def sqrt_on_fma_units() -> frozenset[str]:
+    """The dtypes whose kernels take square roots on the FMA units in this build."""
+    return frozenset(_core.build_info()["sqrt_on_fma_units"])
+
+
+def divider_ops(config: OptimizerConfig, dtype: str | np.dtype) -> tuple[int, int]:
+    """(square roots, divisions) per element that ``config``'s kernel gives the CPU's
+    square-root and division units for ``dtype``: none of the square roots where the kernel
+    computes them on the FMA units instead."""
+    sqrts, divisions = config.divider_ops
+    if config.sqrt_on_fma_units and np.dtype(dtype).name in sqrt_on_fma_units():
+        sqrts = 0
+    return sqrts, divisions
+
 
 # The issue's list; rmsprop_momentum is available with --optimizers (or "all").
 DEFAULT_OPTIMIZERS = tuple(name for name in OPTIMIZERS if name != "rmsprop_momentum")
@@ -1061,7 +1083,7 @@ class Report:
         without them (SGD) or when not measured."""
         if case.divider_ns is not None:
             return case.divider_ns
-        sqrts, divisions = OPTIMIZERS[case.optimizer].divider_ops
+        sqrts, divisions = divider_ops(OPTIMIZERS[case.optimizer], case.dtype)
         rate = self.divider.get((case.threads, case.dtype, sqrts, divisions))
         return None if rate is None else rate.ns_per_element
 
@@ -1193,9 +1215,10 @@ def _measure_group(
     if probe_copies:
         steps[PROBE] = probe_stepper(pools[PROBE].copies(probe_copies, 0))
         copies[PROBE] = probe_copies
-    if divider_threads and config.divider_ops != (0, 0):
-        steps[DIVIDER] = divider_stepper(divider_threads, pools[group[0]].dtype,
-                                         config.divider_ops)  # fmt: skip
+    dtype = pools[group[0]].dtype
+    if divider_threads and divider_ops(config, dtype) != (0, 0):
+        steps[DIVIDER] = divider_stepper(divider_threads, dtype,
+                                         divider_ops(config, dtype))  # fmt: skip
         copies[DIVIDER] = 1
     # The warm-up step creates torch's and fusedoptim's state on each copy. NumPy's state is
     # the copies' own, zeroed by the reset: its first copy's step takes the first-call costs,
@@ -1332,12 +1355,12 @@ def run(
     progress = _Progress(total, progress_stream if progress_stream is not None else sys.stderr)
     budget = RetryBudget(settings.retry_seconds)
     numpy_timings: dict[tuple[str, Layout, str], Timing] = {}
-    divider_ops = sorted({config.divider_ops for config in configs} - {(0, 0)})
 
     def measure_dividers(threads: int) -> None:
         """Every divider rate the cases need, kept as the fastest seen so far."""
         for dtype in settings.dtypes:
-            for sqrts, divisions in divider_ops:
+            needed = {divider_ops(config, dtype) for config in configs} - {(0, 0)}
+            for sqrts, divisions in sorted(needed):
                 rate = measure_divider(threads, dtype, sqrts, divisions)
                 report.divider_runs.append(rate)
                 best = report.divider.get(rate.key)
@@ -1677,8 +1700,9 @@ def format_table(report: Report) -> str:
                 if key[0] == threads and key[1] == dtype
             ]  # fmt: skip
             if rates:
+                optimizers = sorted({case.optimizer for case in report.cases})
                 each = ", ".join(
-                    f"{DIVIDER_OPS_NAMES.get((r.square_roots, r.divisions), '?')} "
+                    f"{divider_ops_name((r.square_roots, r.divisions), dtype, optimizers)} "
                     f"{r.ns_per_element:.3g}"
                     for r in rates
                 )
@@ -1744,12 +1768,16 @@ def format_table(report: Report) -> str:
     return "\n".join(out)
 
 
-DIVIDER_OPS_NAMES = {
-    (1, 1): "sqrt+div (AdaGrad, RMSprop)",
-    (2, 1): "2 sqrt+div (AdaDelta)",
-    (1, 2): "sqrt+2 div (Adam)",
-    (2, 2): "2 sqrt+2 div",
-}
+def divider_ops_name(ops: tuple[int, int], dtype: str, optimizers: Sequence[str]) -> str:
+    """E.g. "sqrt+2 div (Adam, AdamW)": the operations and which of ``optimizers`` need them."""
+    parts = [
+        f"{count} {operation}" if count > 1 else operation
+        for count, operation in zip(ops, ("sqrt", "div"))
+        if count
+    ]
+    names = [OPTIMIZERS[name].label for name in optimizers
+             if divider_ops(OPTIMIZERS[name], dtype) == ops]  # fmt: skip
+    return "+".join(parts) + (f" ({', '.join(names)})" if names else "")
 
 
 def _disturbed(others: float | None) -> bool:
@@ -1945,7 +1973,7 @@ def write_plot(report: Report, path: str | os.PathLike[str]) -> None:
                     style if style != "-" else "--", color="black", linewidth=1,
                     label=f"bandwidth limit{suffix} ({bandwidth.in_place_gbs:.0f} GB/s)",
                 )  # fmt: skip
-            rate = report.divider.get((threads, dtype, *OPTIMIZERS[name].divider_ops))
+            rate = report.divider.get((threads, dtype, *divider_ops(OPTIMIZERS[name], dtype)))
             if rate is not None and sizes:
                 axes.plot(
                     [min(sizes), max(sizes)], [rate.ns_per_element] * 2, ":",

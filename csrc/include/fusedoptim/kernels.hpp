@@ -77,7 +77,7 @@ template <class T>
 using DividerFn = void (*)(T* a, const T* b, double divisor, std::int64_t n);
 
 enum class NormKind : int { Two = 0, One = 1, Inf = 2, General = 3 };
-enum class MapKind : int { Scale = 0, Clamp = 1 };
+enum class MapKind : int { Scale = 0, Clamp = 1, Sqrt = 2 };
 
 template <class T>
 struct KernelTable {
@@ -92,10 +92,13 @@ struct KernelTable {
   // [WeightDecay][amsgrad]
   UpdateFn<T, AdamHyper> adam[3][2];
   ReduceFn<T> norm[4];  // indexed by NormKind: sum x^2, sum |x|, max |x|, sum |x|^p
-  MapFn<T> map[2];      // indexed by MapKind
+  MapFn<T> map[3];      // indexed by MapKind
   TriadFn<T> triad;     // a = b + s * c
   TriadFn<T> axpy;      // a = a + s * b (c unused)
-  DividerFn<T> divider[2][2];  // [square roots - 1][divisions - 1] per element
+  DividerFn<T> divider[3][2];  // [square roots][divisions - 1] per element
+  // Whether the update kernels compute square roots on the FMA units rather than the divider
+  // (AVX-512 float32: kernels/sqrt_avx512.hpp); the benchmark's divider floor depends on it.
+  bool sqrt_on_fma_units;
 };
 
 // Each kernel object (compiled for one instruction set) fills both tables.
