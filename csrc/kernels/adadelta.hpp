@@ -18,14 +18,14 @@ struct AdadeltaScalars {
 };
 
 // Elements [i, i + lanes) of one tensor; L is T or FoLanes<T>::type (common.hpp).
-template <class L, bool kWeightDecay, class T>
+template <class L, bool kOnUnit, bool kWeightDecay, class T>
 inline void adadelta_lanes(const AdadeltaScalars<T>& c, T* FO_RESTRICT p, const T* FO_RESTRICT g,
                            T* FO_RESTRICT square_avg, T* FO_RESTRICT acc_delta, std::int64_t i) {
   L d = fo_load<L>(g + i) * c.sign;
   if constexpr (kWeightDecay) d = d + c.weight_decay * fo_load<L>(p + i);
   const L sq = fo_load<L>(square_avg + i) * c.rho + c.one_minus_rho * (d * d);
   fo_store(square_avg + i, sq);
-  const L std_dev = fo_sqrt(sq + c.eps);
+  const L std_dev = fo_sqrt_on<kOnUnit>(sq + c.eps);
   const L acc = fo_load<L>(acc_delta + i);
   const L delta = fo_sqrt(acc + c.eps) / std_dev * d;
   fo_store(acc_delta + i, acc * c.rho + c.one_minus_rho * (delta * delta));
@@ -40,12 +40,8 @@ void adadelta_update(const fusedoptim::AdadeltaHyper& h, std::int64_t /*step*/,
   const T* FO_RESTRICT g = t.grad;
   T* FO_RESTRICT square_avg = t.state0;
   T* FO_RESTRICT acc_delta = t.state1;
-  constexpr int kWidth = FoLanes<T>::width;
-  std::int64_t i = 0;
-  if constexpr (kWidth > 1)
-    for (; i + kWidth <= n; i += kWidth)
-      adadelta_lanes<typename FoLanes<T>::type, kWeightDecay>(c, p, g, square_avg,
-                                                              acc_delta, i);
-  for (; i < n; ++i)
-    adadelta_lanes<T, kWeightDecay>(c, p, g, square_avg, acc_delta, i);
+  fo_for_lanes<T, FO_UNIT_EVERY_ADADELTA>(n, [&](auto lane, std::int64_t i) {
+    using Lane = decltype(lane);
+    adadelta_lanes<typename Lane::type, Lane::on_unit, kWeightDecay>(c, p, g, square_avg, acc_delta, i);
+  });
 }

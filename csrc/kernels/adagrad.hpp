@@ -15,14 +15,14 @@ struct AdagradScalars {
 };
 
 // Elements [i, i + lanes) of one tensor; L is T or FoLanes<T>::type (common.hpp).
-template <class L, bool kWeightDecay, class T>
+template <class L, bool kOnUnit, bool kWeightDecay, class T>
 inline void adagrad_lanes(const AdagradScalars<T>& c, T* FO_RESTRICT p, const T* FO_RESTRICT g,
                           T* FO_RESTRICT sum, std::int64_t i) {
   L d = fo_load<L>(g + i) * c.sign;
   if constexpr (kWeightDecay) d = d + c.weight_decay * fo_load<L>(p + i);
   const L s = fo_load<L>(sum + i) + d * d;
   fo_store(sum + i, s);
-  const L std_dev = fo_sqrt(s) + c.eps;
+  const L std_dev = fo_sqrt_on<kOnUnit>(s) + c.eps;
   fo_store(p + i, fo_load<L>(p + i) + c.neg_clr * (d / std_dev));
 }
 
@@ -33,10 +33,8 @@ void adagrad_update(const fusedoptim::AdagradHyper& h, std::int64_t step,
   T* FO_RESTRICT p = t.param;
   const T* FO_RESTRICT g = t.grad;
   T* FO_RESTRICT sum = t.state0;
-  constexpr int kWidth = FoLanes<T>::width;
-  std::int64_t i = 0;
-  if constexpr (kWidth > 1)
-    for (; i + kWidth <= n; i += kWidth)
-      adagrad_lanes<typename FoLanes<T>::type, kWeightDecay>(c, p, g, sum, i);
-  for (; i < n; ++i) adagrad_lanes<T, kWeightDecay>(c, p, g, sum, i);
+  fo_for_lanes<T, FO_UNIT_EVERY_ADAGRAD>(n, [&](auto lane, std::int64_t i) {
+    using Lane = decltype(lane);
+    adagrad_lanes<typename Lane::type, Lane::on_unit, kWeightDecay>(c, p, g, sum, i);
+  });
 }

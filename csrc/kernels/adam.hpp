@@ -25,7 +25,7 @@ struct AdamScalars {
 };
 
 // Elements [i, i + lanes) of one tensor; L is T or FoLanes<T>::type (common.hpp).
-template <class L, fusedoptim::WeightDecay kDecay, bool kAmsgrad, class T>
+template <class L, bool kOnUnit, fusedoptim::WeightDecay kDecay, bool kAmsgrad, class T>
 inline void adam_lanes(const AdamScalars<T>& c, T* FO_RESTRICT p, const T* FO_RESTRICT g,
                        T* FO_RESTRICT exp_avg, T* FO_RESTRICT exp_avg_sq,
                        T* FO_RESTRICT max_exp_avg_sq, std::int64_t i) {
@@ -43,7 +43,7 @@ inline void adam_lanes(const AdamScalars<T>& c, T* FO_RESTRICT p, const T* FO_RE
     v = fo_nan_max(fo_load<L>(max_exp_avg_sq + i), v);
     fo_store(max_exp_avg_sq + i, v);
   }
-  const L denom = fo_sqrt(v) / c.bias_correction2_sqrt + c.eps;
+  const L denom = fo_sqrt_on<kOnUnit>(v) / c.bias_correction2_sqrt + c.eps;
   fo_store(p + i, param + c.neg_step_size * (m / denom));
 }
 
@@ -56,12 +56,9 @@ void adam_update(const fusedoptim::AdamHyper& h, std::int64_t step,
   T* FO_RESTRICT exp_avg = t.state0;
   T* FO_RESTRICT exp_avg_sq = t.state1;
   T* FO_RESTRICT max_exp_avg_sq = t.state2;
-  constexpr int kWidth = FoLanes<T>::width;
-  std::int64_t i = 0;
-  if constexpr (kWidth > 1)
-    for (; i + kWidth <= n; i += kWidth)
-      adam_lanes<typename FoLanes<T>::type, kDecay, kAmsgrad>(c, p, g, exp_avg,
-                                                              exp_avg_sq, max_exp_avg_sq, i);
-  for (; i < n; ++i)
-    adam_lanes<T, kDecay, kAmsgrad>(c, p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, i);
+  fo_for_lanes<T, FO_UNIT_EVERY_ADAM>(n, [&](auto lane, std::int64_t i) {
+    using Lane = decltype(lane);
+    adam_lanes<typename Lane::type, Lane::on_unit, kDecay, kAmsgrad>(c, p, g, exp_avg, exp_avg_sq,
+                                                                   max_exp_avg_sq, i);
+  });
 }

@@ -3,6 +3,7 @@
 #if defined(FUSEDOPTIM_AVX512_LANES)
 #include "sqrt_avx512.hpp"
 #endif
+#include "lanes.hpp"
 #include "sgd.hpp"
 #include "adagrad.hpp"
 #include "rmsprop.hpp"

@@ -7,7 +7,7 @@
 // math once, as a function template over the lane type L: T for one element, or FoLanes<T>::type,
 // a vector of FoLanes<T>::width elements, where the object defines one (the AVX-512 object, for
 // float32: sqrt_avx512.hpp, whose square root runs on the FMA units). The kernel runs the vector
-// lanes over the bulk of its range and single elements over the rest; elsewhere it runs single
+// lanes over the bulk of its range and single elements over the rest (fo_for_lanes, lanes.hpp); elsewhere it runs single
 // elements only, and the compiler vectorises that loop. fo_load and fo_store move one lane.
 //
 // Bitwise reproducibility: the build compiles with -ffp-contract=off, so the vectorised body, the
@@ -50,7 +50,7 @@ inline void fo_store(T* p, L v) {
 inline float fo_sqrt(float x) { return __builtin_sqrtf(x); }
 inline double fo_sqrt(double x) { return __builtin_sqrt(x); }
 // Always the hardware instruction, also for vector lanes (where fo_sqrt may use the FMA units):
-// for kernels whose FMA units have no room left (centered RMSprop; see sqrt_avx512.hpp).
+// the kernels give it part of their square roots to balance the two units (lanes.hpp).
 inline float fo_sqrt_unit(float x) { return __builtin_sqrtf(x); }
 inline double fo_sqrt_unit(double x) { return __builtin_sqrt(x); }
 

@@ -21,7 +21,7 @@ struct RmspropScalars {
 };
 
 // Elements [i, i + lanes) of one tensor; L is T or FoLanes<T>::type (common.hpp).
-template <class L, bool kWeightDecay, bool kMomentum, bool kCentered, class T>
+template <class L, bool kOnUnit, bool kWeightDecay, bool kMomentum, bool kCentered, class T>
 inline void rmsprop_lanes(const RmspropScalars<T>& c, T* FO_RESTRICT p, const T* FO_RESTRICT g,
                           T* FO_RESTRICT square_avg, T* FO_RESTRICT buf, T* FO_RESTRICT grad_avg,
                           std::int64_t i) {
@@ -34,11 +34,9 @@ inline void rmsprop_lanes(const RmspropScalars<T>& c, T* FO_RESTRICT p, const T*
     const L old = fo_load<L>(grad_avg + i);
     const L ga = old + c.one_minus_alpha * (d - old);
     fo_store(grad_avg + i, ga);
-    // The hardware square root: with centering's extra work, the FMA units' one was slower
-    // (benchmarks/RESULTS.md, section 4).
-    avg = fo_sqrt_unit(sq - ga * ga) + c.eps;
+    avg = fo_sqrt_on<kOnUnit>(sq - ga * ga) + c.eps;
   } else {
-    avg = fo_sqrt(sq) + c.eps;
+    avg = fo_sqrt_on<kOnUnit>(sq) + c.eps;
   }
   if constexpr (kMomentum) {
     const L b = fo_load<L>(buf + i) * c.momentum + d / avg;
@@ -58,13 +56,10 @@ void rmsprop_update(const fusedoptim::RmspropHyper& h, std::int64_t /*step*/,
   T* FO_RESTRICT square_avg = t.state0;
   T* FO_RESTRICT buf = t.state1;
   T* FO_RESTRICT grad_avg = t.state2;
-  constexpr int kWidth = FoLanes<T>::width;
-  std::int64_t i = 0;
-  if constexpr (kWidth > 1)
-    for (; i + kWidth <= n; i += kWidth)
-      rmsprop_lanes<typename FoLanes<T>::type, kWeightDecay, kMomentum, kCentered>(
-          c, p, g, square_avg, buf, grad_avg, i);
-  for (; i < n; ++i)
-    rmsprop_lanes<T, kWeightDecay, kMomentum, kCentered>(c, p, g, square_avg, buf,
-                                                         grad_avg, i);
+  fo_for_lanes<T, kCentered ? FO_UNIT_EVERY_RMSPROP_CENTERED : FO_UNIT_EVERY_RMSPROP>(
+      n, [&](auto lane, std::int64_t i) {
+        using Lane = decltype(lane);
+        rmsprop_lanes<typename Lane::type, Lane::on_unit, kWeightDecay, kMomentum, kCentered>(
+            c, p, g, square_avg, buf, grad_avg, i);
+      });
 }

@@ -4,11 +4,12 @@
 //
 // Why: in cache, RMSprop, AdaGrad, AdaDelta and Adam wait on the divider, which computes both the
 // square roots and the divisions (vsqrtps zmm issues about once per 12 cycles, vdivps once per
-// 10). Moving the square roots to the FMA units, which have spare issue slots in these kernels,
-// leaves the divider only the divisions: in cache, on 2 threads, the kernels took 0.81 to 0.96
-// of the time with vsqrtps (medians of 12 interleaved runs, benchmarks/ab_core.py; see
-// benchmarks/RESULTS.md, section 4). Centered RMSprop, with more work for the FMA units, was
-// slower (1.06) and keeps the hardware square root (fo_sqrt_unit).
+// 10). The FMA ports have spare issue slots in these kernels, but not enough for every square
+// root: all of them there saturates the ports while the divider idles. So the kernels balance
+// the two (lanes.hpp): one vector in three (one in six for Adam) takes vsqrtps, the rest this
+// sequence; AdaDelta takes one of its two roots on each. In cache, on 2 threads, that took 0.69
+// to 0.76 of the time with vsqrtps for every kernel but centered RMSprop (0.87 to 0.97), against
+// 0.75 to 0.88 with every root here (benchmarks/ab_core.py; see benchmarks/RESULTS.md, section 4).
 //
 // The result is bit for bit the hardware's sqrt (so every instruction set still gives the same
 // bits). For x in [2^-80, 2^128):

@@ -36,12 +36,13 @@ How the timing is kept honest:
   representative probe).
 * **So is the compute limit.** In cache, AdaGrad, RMSprop, AdaDelta and Adam wait on the CPU's
   square-root and division units, not on memory. ``_core.divider_probe`` issues the same
-  correctly rounded square roots and divisions per element as the update gives those units
-  (and nothing else) on all threads: where this build computes the square roots on the FMA
-  units instead (float32 on AVX-512, ``build_info()["sqrt_on_fma_units"]``; not centered
-  RMSprop), only the divisions. Timed alongside each in-cache case, it gives the least time any
-  update that leaves that work to the units can take there, and with the bandwidth the largest
-  speed-up a target can ask.
+  correctly rounded square roots and divisions per element as the update (and nothing else) on
+  all threads. Where this build computes square roots on the FMA units too (float32 on
+  AVX-512, ``build_info()["sqrt_on_fma_units"]``: most of them there, balanced against the
+  divider), it issues only the divisions, the least any update can leave to the divider when
+  its square roots may run elsewhere. Timed alongside each in-cache case, it gives the least
+  time such an update can take there, and with the bandwidth the largest speed-up a target can
+  ask.
 
 NumPy runs on one thread whatever ``--threads`` says (it has no threaded elementwise loops), so it
 is measured once per case and its number is repeated for every thread count.
@@ -130,9 +131,6 @@ class OptimizerConfig:
     # (square roots, divisions) per element: work for the CPU's square-root and division units,
     # which in cache bound the update as the bandwidth does out of cache (see measure_divider).
     divider_ops: tuple[int, int] = (0, 0)
-    # Whether its kernel takes its square roots on the FMA units where the build does so
-    # (build_info()["sqrt_on_fma_units"]: float32 on AVX-512); centered RMSprop does not.
-    sqrt_on_fma_units: bool = True
 
     @property
     def states(self) -> int:
@@ -178,7 +176,7 @@ OPTIMIZERS: dict[str, OptimizerConfig] = {
         OptimizerConfig(
             "rmsprop_centered", "RMSprop centered", "rmsprop", ("square_avg", None, "grad_avg"),
             {"lr": 1e-3, "alpha": 0.9999, "centered": True}, "RMSprop", False, takes_step=False,
-            divider_ops=(1, 1), sqrt_on_fma_units=False,
+            divider_ops=(1, 1),
         ),
         OptimizerConfig(
             "rmsprop_momentum", "RMSprop momentum", "rmsprop",
@@ -206,16 +204,18 @@ OPTIMIZERS: dict[str, OptimizerConfig] = {
 
 
 def sqrt_on_fma_units() -> frozenset[str]:
-    """The dtypes whose kernels take square roots on the FMA units in this build."""
+    """The dtypes whose kernels take square roots on the FMA units (most of them, the rest on
+    the divider) in this build."""
     return frozenset(_core.build_info()["sqrt_on_fma_units"])
 
 
 def divider_ops(config: OptimizerConfig, dtype: str | np.dtype) -> tuple[int, int]:
-    """(square roots, divisions) per element that ``config``'s kernel gives the CPU's
-    square-root and division units for ``dtype``: none of the square roots where the kernel
-    computes them on the FMA units instead."""
+    """(square roots, divisions) per element that ``config``'s update must give the CPU's
+    square-root and division units for ``dtype``: none of the square roots where this build's
+    kernels can compute them on the FMA units (they put most there and balance the rest on the
+    units, but any share could move)."""
     sqrts, divisions = config.divider_ops
-    if config.sqrt_on_fma_units and np.dtype(dtype).name in sqrt_on_fma_units():
+    if np.dtype(dtype).name in sqrt_on_fma_units():
         sqrts = 0
     return sqrts, divisions
 

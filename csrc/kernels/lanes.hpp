@@ -1,0 +1,71 @@
+// How the kernels with a square root walk their range (fo_for_lanes) and which square root each
+// group of lanes takes (fo_sqrt_on). Included by all.hpp after the object's vector lanes
+// (sqrt_avx512.hpp), whose fo_sqrt overloads the templates below must see.
+
+// One vector in every FO_UNIT_EVERY_<KERNEL> takes its square root on the square-root unit (0:
+// none, 1: all), the others on the FMA units; see fo_for_lanes. Only objects with vector lanes
+// (AVX-512 float32) tell the two apart. AdaDelta takes the root of its denominator on the unit
+// and its numerator's on the FMA units in every vector. The values were chosen on this project's
+// benchmark machine with benchmarks/ab_core.py, in cache on 2 threads (benchmarks/RESULTS.md,
+// section 4); another CPU may balance its units differently: build with, e.g.,
+// FUSEDOPTIM_EXTRA_CFLAGS="-DFO_UNIT_EVERY_RMSPROP=2" to compare. Results are the same bits.
+#ifndef FO_UNIT_EVERY_RMSPROP
+#define FO_UNIT_EVERY_RMSPROP 3
+#endif
+#ifndef FO_UNIT_EVERY_RMSPROP_CENTERED
+#define FO_UNIT_EVERY_RMSPROP_CENTERED 3
+#endif
+#ifndef FO_UNIT_EVERY_ADAGRAD
+#define FO_UNIT_EVERY_ADAGRAD 3
+#endif
+#ifndef FO_UNIT_EVERY_ADAM
+#define FO_UNIT_EVERY_ADAM 6
+#endif
+#ifndef FO_UNIT_EVERY_ADADELTA
+#define FO_UNIT_EVERY_ADADELTA 1
+#endif
+
+// Which square root one group of lanes takes: fo_sqrt_unit where kOnUnit, else fo_sqrt (for
+// vector lanes on the FMA units where the object defines that; see sqrt_avx512.hpp).
+template <bool kOnUnit, class L>
+inline L fo_sqrt_on(L x) {
+  if constexpr (kOnUnit)
+    return fo_sqrt_unit(x);
+  else
+    return fo_sqrt(x);
+}
+
+// A group of lanes as fo_for_lanes hands it to the kernel's body: its type and its square root.
+template <class L, bool kOnUnit>
+struct FoLane {
+  using type = L;
+  static constexpr bool on_unit = kOnUnit;
+};
+
+// Runs body(FoLane<L, on_unit>{}, i) over [0, n): vectors of FoLanes<T>::width elements over the
+// bulk, single elements over the rest. Where the object has vector lanes, one vector in every
+// kUnitEvery (the first of each group) takes its square root on the square-root unit and the
+// others on the FMA units (kUnitEvery 0: none on the unit; 1: all). The two give the same bits,
+// so the choice only balances the work between the units: all on the FMA units leaves the
+// divider idle while the FMA ports saturate (benchmarks/RESULTS.md, section 4).
+template <class T, int kUnitEvery, class Body>
+inline void fo_for_lanes(std::int64_t n, const Body& body) {
+  using V = typename FoLanes<T>::type;
+  constexpr std::int64_t kWidth = FoLanes<T>::width;
+  std::int64_t i = 0;
+  if constexpr (kWidth > 1) {
+    if constexpr (kUnitEvery == 1) {
+      for (; i + kWidth <= n; i += kWidth) body(FoLane<V, true>{}, i);
+    } else {
+      if constexpr (kUnitEvery > 1) {
+        for (; i + kUnitEvery * kWidth <= n; i += kUnitEvery * kWidth) {
+          body(FoLane<V, true>{}, i);
+          for (std::int64_t k = 1; k < kUnitEvery; ++k) body(FoLane<V, false>{}, i + k * kWidth);
+        }
+      }
+      for (; i + kWidth <= n; i += kWidth) body(FoLane<V, false>{}, i);
+    }
+  }
+  for (; i < n; ++i) body(FoLane<T, true>{}, i);
+}
+
