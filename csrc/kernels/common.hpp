@@ -4,11 +4,12 @@
 // a compiler builtin or comes from fusedoptim/kernels.hpp, included before the switch.
 //
 // Lanes: the kernels with a square root (AdaGrad, RMSprop, AdaDelta, Adam) write their per-element
-// math once, as a function template over the lane type L: T for one element, or FoLanes<T>::type,
-// a vector of FoLanes<T>::width elements, where the object defines one (the AVX-512 object, for
+// math once, as a function template over the lane type L: T for one element, or FoLanes<T>::type, a
+// vector of FoLanes<T>::width elements, where the object defines one (the AVX-512 object, for
 // float32: sqrt_avx512.hpp, whose square root runs on the FMA units). The kernel runs the vector
-// lanes over the bulk of its range and single elements over the rest (fo_for_lanes, lanes.hpp); elsewhere it runs single
-// elements only, and the compiler vectorises that loop. fo_load and fo_store move one lane.
+// lanes over the bulk of its range and single elements over the rest (fo_for_lanes, lanes.hpp);
+// elsewhere it runs single elements only, and the compiler vectorises that loop. fo_load and
+// fo_store move one lane.
 //
 // Bitwise reproducibility: the build compiles with -ffp-contract=off, so the vectorised body, the
 // scalar tail and every instruction-set variant perform the same IEEE operations in the same order

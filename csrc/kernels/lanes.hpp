@@ -35,37 +35,44 @@ inline L fo_sqrt_on(L x) {
     return fo_sqrt(x);
 }
 
-// A group of lanes as fo_for_lanes hands it to the kernel's body: its type and its square root.
-template <class L, bool kOnUnit>
+// A group of lanes as fo_for_lanes hands it to the kernel's body: its type (T, or the object's
+// vector of T where kVector) and its square root. (The vector type is looked up here rather than
+// passed as a template argument, which would drop its attributes: -Wignored-attributes.)
+template <class T, bool kVector, bool kOnUnit>
 struct FoLane {
-  using type = L;
+  using type = T;
+  static constexpr bool on_unit = kOnUnit;
+};
+template <class T, bool kOnUnit>
+struct FoLane<T, true, kOnUnit> {
+  using type = typename FoLanes<T>::type;
   static constexpr bool on_unit = kOnUnit;
 };
 
-// Runs body(FoLane<L, on_unit>{}, i) over [0, n): vectors of FoLanes<T>::width elements over the
-// bulk, single elements over the rest. Where the object has vector lanes, one vector in every
-// kUnitEvery (the first of each group) takes its square root on the square-root unit and the
-// others on the FMA units (kUnitEvery 0: none on the unit; 1: all). The two give the same bits,
-// so the choice only balances the work between the units: all on the FMA units leaves the
-// divider idle while the FMA ports saturate (benchmarks/RESULTS.md, section 4).
+// Runs body(FoLane<T, vector, on_unit>{}, i) over [0, n): vectors of FoLanes<T>::width elements
+// over the bulk, single elements over the rest. Where the object has vector lanes, one vector in
+// every kUnitEvery (the first of each group) takes its square root on the square-root unit and the
+// others on the FMA units (kUnitEvery 0: none on the unit; 1: all). The two give the same bits, so
+// the choice only balances the work between the units: all on the FMA units leaves the divider idle
+// while the FMA ports saturate (benchmarks/RESULTS.md, section 4).
 template <class T, int kUnitEvery, class Body>
 inline void fo_for_lanes(std::int64_t n, const Body& body) {
-  using V = typename FoLanes<T>::type;
   constexpr std::int64_t kWidth = FoLanes<T>::width;
   std::int64_t i = 0;
   if constexpr (kWidth > 1) {
     if constexpr (kUnitEvery == 1) {
-      for (; i + kWidth <= n; i += kWidth) body(FoLane<V, true>{}, i);
+      for (; i + kWidth <= n; i += kWidth) body(FoLane<T, true, true>{}, i);
     } else {
       if constexpr (kUnitEvery > 1) {
         for (; i + kUnitEvery * kWidth <= n; i += kUnitEvery * kWidth) {
-          body(FoLane<V, true>{}, i);
-          for (std::int64_t k = 1; k < kUnitEvery; ++k) body(FoLane<V, false>{}, i + k * kWidth);
+          body(FoLane<T, true, true>{}, i);
+          for (std::int64_t k = 1; k < kUnitEvery; ++k)
+            body(FoLane<T, true, false>{}, i + k * kWidth);
         }
       }
-      for (; i + kWidth <= n; i += kWidth) body(FoLane<V, false>{}, i);
+      for (; i + kWidth <= n; i += kWidth) body(FoLane<T, true, false>{}, i);
     }
   }
-  for (; i < n; ++i) body(FoLane<T, true>{}, i);
+  for (; i < n; ++i) body(FoLane<T, false, true>{}, i);
 }
 
