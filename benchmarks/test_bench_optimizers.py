@@ -68,7 +68,7 @@ def test_step(
         copies=copies,
         torch_path=config.torch_path if contender == "torch" else None,
     )
-    data = array_pool(layout, dtype).copies(copies, config.states)
+    data = array_pool(layout, dtype).copies(copies, bench.pool_states(contender, config))
     with bench.thread_count(threads, torch):
         step = bench.make_stepper(contender, config, data, torch)
         for copy in range(copies):  # warm-up: lazy state, page faults, step 1's special paths

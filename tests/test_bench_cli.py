@@ -671,6 +671,31 @@ def test_out_of_cache_run_cycles_copies(
         assert share.endswith("%") and "(c)" not in share  # not marked in-cache
 
 
+def test_only_numpy_copies_hold_state_arrays(
+    capsys: pytest.CaptureFixture[str], small_machine: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # fusedoptim's (and torch's) optimizers create their own state: zeroed arrays for them in
+    # the pool would be memory and reset time for nothing (gigabytes out of cache).
+    requested: list[tuple[str, int]] = []
+    copies = bench.ArrayPool.copies
+
+    def recording(self: bench.ArrayPool, count: int, states: int) -> list[bench.ProblemCopy]:
+        result = copies(self, count, states)
+        requested.append((self.layout.name, states))
+        return result
+
+    monkeypatch.setattr(bench.ArrayPool, "copies", recording)
+    status, _, _ = run_main(
+        capsys, "--optimizers", "adam", "--sizes", "300", "--repeat", "3",
+        "--contenders", "numpy,fusedoptim", "--threads", "1",
+    )  # fmt: skip
+    assert status == 0
+    assert sorted(requested) == [("1 tensor", 0), ("1 tensor", 2)]  # fusedoptim, NumPy
+    assert [bench.pool_states(name, bench.OPTIMIZERS["adam"]) for name in bench.CONTENDERS] == [
+        2 if name == "numpy" else 0 for name in bench.CONTENDERS
+    ]
+
+
 def test_json_carries_each_out_of_cache_speedup_bound(
     tmp_path: Path, small_machine: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -786,13 +811,21 @@ def test_retries_stop_when_their_time_is_spent(
      ([(30.0, 0.0), (40.0, 0.9)], 30.0), ([(30.0, 0.9), (40.0, 0.9)], 40.0)],
 )  # fmt: skip
 def test_bandwidth_is_the_best_quiet_probe(
-    probes: list[tuple[float, float]], chosen: float, monkeypatch: pytest.MonkeyPatch
+    probes: list[tuple[float, float]],
+    chosen: float,
+    monkeypatch: pytest.MonkeyPatch,
+    small_machine: None,
 ) -> None:
-    """Measured before and after the cases; the highest undisturbed one counts (the highest
-    makes every bandwidth share smaller, so the choice can only understate fusedoptim)."""
+    """Measured before and after the cases, on the same arrays (made once: faulting hundreds of
+    megabytes in costs seconds); the highest undisturbed one counts (the highest makes every
+    bandwidth share smaller, so the choice can only understate fusedoptim)."""
     results = iter(probes)
+    seen: list[tuple[np.ndarray, ...]] = []
 
-    def fake_probe(threads: int, cache_bytes: int, repeat: int | None) -> bench.Bandwidth:
+    def fake_probe(
+        threads: int, cache_bytes: int, repeat: int | None, arrays: tuple[np.ndarray, ...]
+    ) -> bench.Bandwidth:
+        seen.append(arrays)
         gbs, others = next(results)
         return bench.Bandwidth(threads, gbs, gbs / 2, 1, others=others)
 
@@ -801,6 +834,20 @@ def test_bandwidth_is_the_best_quiet_probe(
     report = bench.run(settings, None)
     assert report.bandwidth[1].in_place_gbs == chosen
     assert [run.in_place_gbs for run in report.bandwidth_runs] == [gbs for gbs, _ in probes]
+    first, second = seen
+    assert first is second and len(first) == 3
+    assert all(a.dtype == np.float32 and a.size >= 2**14 and (a == 1).all() for a in first)
+
+
+def test_bandwidth_arrays_are_ones_split_among_the_cores(
+    monkeypatch: pytest.MonkeyPatch, small_machine: None
+) -> None:
+    monkeypatch.setattr(bench, "usable_cores", lambda: 3)  # pieces of unequal length
+    arrays = bench.bandwidth_arrays(1000)
+    assert [a.size for a in arrays] == [2**14] * 3
+    assert all(a.dtype == np.float32 and (a == 1).all() for a in arrays)
+    probe = bench.measure_bandwidth(1, 1000, 3, arrays)
+    assert probe.elements == 2**14 and probe.in_place_gbs > 0
 
 
 def test_progress_on_a_terminal(monkeypatch: pytest.MonkeyPatch, small_machine: None) -> None:

@@ -552,6 +552,22 @@ def _copies_out_of_cache(arrays: int, elements: int, dtype: Any, cache_bytes: in
 # --------------------------------------------------------------------------------------------
 # The contenders: each makes a function step(copy) that takes one optimizer step on that copy.
 
+
+def pool_states(contender: str, config: OptimizerConfig) -> int:
+    """State arrays per tensor that ``contender``'s copies of the data need from the pool:
+    NumPy's reference updates the copy's own; fusedoptim's and torch's optimizers create and
+    keep theirs (zeroed, at the first step), so their copies need none. The copies to cycle
+    through out of cache count those states all the same (:func:`copies_needed`): they are as
+    large wherever they live.
+
+    Example:
+        >>> from fusedoptim.bench import OPTIMIZERS, pool_states
+        >>> pool_states("numpy", OPTIMIZERS["adam"]), pool_states("torch", OPTIMIZERS["adam"])
+        (2, 0)
+    """
+    return config.states if contender == "numpy" else 0
+
+
 Stepper = Callable[[int], None]
 
 
@@ -890,13 +906,34 @@ def bandwidth_elements(cache_bytes: int) -> int:
     return max(BANDWIDTH_MIN_ELEMENTS, math.ceil(cache_bytes / 4))
 
 
-def measure_bandwidth(threads: int, cache_bytes: int, repeat: int | None = None) -> Bandwidth:
-    """Median bandwidth of the two STREAM-style probes in ``_core`` on ``threads`` threads."""
+def bandwidth_arrays(cache_bytes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three float32 arrays of ones the bandwidth probes run on (hundreds of megabytes each).
+
+    Written by every usable core at once: the first write of fresh memory faults its pages in,
+    which on a virtual machine can take longer than the probes themselves. A run makes them
+    once and measures before and after the cases on the same arrays.
+    """
     elements = bandwidth_elements(cache_bytes)
+    arrays = tuple(np.empty(elements, np.float32) for _ in range(3))
+    workers = usable_cores()
+    bounds = [elements * k // workers for k in range(workers + 1)]
+    pieces = [array[lo:hi] for array in arrays for lo, hi in zip(bounds, bounds[1:])]
+    with ThreadPoolExecutor(max_workers=workers) as executor:  # np.copyto releases the GIL
+        list(executor.map(lambda piece: np.copyto(piece, 1.0), pieces))
+    return arrays  # type: ignore[return-value]
+
+
+def measure_bandwidth(
+    threads: int,
+    cache_bytes: int,
+    repeat: int | None = None,
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> Bandwidth:
+    """Median bandwidth of the two STREAM-style probes in ``_core`` on ``threads`` threads, on
+    ``arrays`` (from :func:`bandwidth_arrays`; made for this call when not given)."""
+    a, b, c = bandwidth_arrays(cache_bytes) if arrays is None else arrays
+    elements = a.size
     repeat = repeat or BANDWIDTH_REPEAT
-    a = np.ones(elements, np.float32)
-    b = np.ones(elements, np.float32)
-    c = np.ones(elements, np.float32)
     # Tiny scalar: a grows by ~1e-7 per call and stays far from overflow however often it runs.
     scalar = 1e-7
 
@@ -1208,7 +1245,9 @@ def _measure_group(
 ) -> dict[str, Timing]:
     """One measurement of ``group``'s contenders (interleaved), from freshly reset copies."""
     steps = {
-        name: make_stepper(name, config, pools[name].copies(count, config.states), torch)
+        name: make_stepper(
+            name, config, pools[name].copies(count, pool_states(name, config)), torch
+        )
         for name in group
     }
     copies = dict.fromkeys(group, count)
@@ -1259,14 +1298,18 @@ class RetryBudget:
 
 
 def _measure_bandwidth(
-    threads: int, cache_bytes: int, settings: Settings, budget: RetryBudget
+    threads: int,
+    cache_bytes: int,
+    settings: Settings,
+    budget: RetryBudget,
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> Bandwidth:
     attempt = 0
     while True:
         with budget.charge(attempt):
             if attempt:
                 wait_for_quiet(patience=budget.patience())
-            bandwidth = measure_bandwidth(threads, cache_bytes, settings.repeat)
+            bandwidth = measure_bandwidth(threads, cache_bytes, settings.repeat, arrays)
         attempt += 1
         if not _disturbed(bandwidth.others) or not budget.allows(attempt, settings):
             return bandwidth
@@ -1367,9 +1410,12 @@ def run(
                 if best is None or rate.ns_per_element < best.ns_per_element:
                     report.divider[rate.key] = rate
 
+    probe_arrays = bandwidth_arrays(cache_bytes)  # for every bandwidth measurement of the run
     try:
         for threads in settings.threads:
-            report.bandwidth_runs.append(_measure_bandwidth(threads, cache_bytes, settings, budget))
+            report.bandwidth_runs.append(
+                _measure_bandwidth(threads, cache_bytes, settings, budget, probe_arrays)
+            )
             report.bandwidth[threads] = report.bandwidth_runs[-1]
             measure_dividers(threads)
             progress.update(f"bandwidth, {threads} thread(s)")
@@ -1429,7 +1475,9 @@ def run(
                             report.cases.append(case)
                         del pools
             # Once more after the cases: the best of the two is the run's bandwidth.
-            report.bandwidth_runs.append(_measure_bandwidth(threads, cache_bytes, settings, budget))
+            report.bandwidth_runs.append(
+                _measure_bandwidth(threads, cache_bytes, settings, budget, probe_arrays)
+            )
             report.bandwidth[threads] = _best_bandwidth(
                 [run for run in report.bandwidth_runs if run.threads == threads]
             )
