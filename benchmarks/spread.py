@@ -7,6 +7,11 @@ met the target::
 
     fusedoptim-bench --json run1.json; fusedoptim-bench --json run2.json; ...
     python benchmarks/spread.py run1.json run2.json run3.json
+    python benchmarks/spread.py --classify run1.json run2.json run3.json
+
+``--classify`` prints instead, per target, every case-run (one case in one run) that missed:
+shown impossible where the bound printed beside it (the largest speed-up the limits measured
+alongside allow) is below the target, open otherwise, with the share of the bound reached.
 
 This is a reporting script, not a test: it reads the JSON files and prints tables.
 """
@@ -79,11 +84,48 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def classify(runs: Sequence[dict[str, Any]]) -> None:
+    """Each target's case-runs: met, shown impossible (bound below the target) or open."""
+    for description in [target["description"] for target in runs[0]["targets"]]:
+        met, impossible, open_ = [], [], []
+        for number_, run in enumerate(runs, 1):
+            target = next(t for t in run["targets"] if t["description"] == description)
+            for case in target["cases"]:
+                if case["passed"]:
+                    met.append(case["value"])
+                    continue
+                bound_ = target["bounds"].get(case["case"])
+                entry = f"run {number_}, {case['case']}: {number(case['value'])}"
+                if bound_ is None:
+                    open_.append(entry + " (no bound)")
+                    continue
+                limit_ = target["bound_limits"].get(case["case"], "?")
+                entry += f" of {number(bound_)} ({case['value'] / bound_:.0%}, {limit_})"
+                (impossible if bound_ < target["threshold"] else open_).append(entry)
+        total = len(met) + len(impossible) + len(open_)
+        print(f"**{description}**: {total} case-runs; met {len(met)}"
+              + (f" ({number(min(met))} to {number(max(met))})" if met else "")
+              + f", shown impossible {len(impossible)}, open {len(open_)}")  # fmt: skip
+        for kind, entries in (("impossible", impossible), ("open", open_)):
+            for entry in entries:
+                print(f"- {kind}: {entry}")
+        print()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="JSON files written by fusedoptim-bench --json")
+    parser.add_argument(
+        "--classify", action="store_true", help="list each target's misses as impossible or open"
+    )
     args = parser.parse_args(argv)
-    runs = [json.load(open(path)) for path in args.runs]
+    runs = []
+    for path in args.runs:
+        with open(path) as handle:
+            runs.append(json.load(handle))
+    if args.classify:
+        classify(runs)
+        return
     threads = max(runs[0]["settings"]["threads"])
 
     def cases(optimizer: str, layout: str) -> list[Case]:

@@ -8,6 +8,7 @@ must compute the same update as the others.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import subprocess
@@ -955,3 +956,37 @@ def test_module_entry_point_runs() -> None:
     for option in ("--optimizers", "--sizes", "--dtype", "--threads", "--repeat", "--json",
                    "--plot"):  # fmt: skip
         assert option in result.stdout
+
+
+def test_spread_classify_sorts_misses_by_their_bound(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """benchmarks/spread.py --classify, which RESULTS.md's counts come from: a miss is shown
+    impossible only where its bound is below the target."""
+    spec = importlib.util.spec_from_file_location(
+        "spread", Path(__file__).parents[1] / "benchmarks" / "spread.py"
+    )
+    assert spec is not None and spec.loader is not None
+    spread = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(spread)
+    target = {
+        "description": "1M one tensor: >= 1.5x faster than torch fused=True",
+        "threshold": 1.5,
+        "cases": [
+            {"case": "sgd 1e6", "passed": True, "value": 1.6},
+            {"case": "adam 1e6", "passed": False, "value": 1.4},
+            {"case": "adagrad 1e6", "passed": False, "value": 1.4},
+        ],
+        "bounds": {"adam 1e6": 1.45, "adagrad 1e6": 1.55},
+        "bound_limits": {"adam 1e6": "bandwidth", "adagrad 1e6": "bandwidth"},
+    }
+    paths = []
+    for k in range(2):
+        path = tmp_path / f"run{k}.json"
+        path.write_text(json.dumps({"targets": [target], "settings": {"threads": [2]}}))
+        paths.append(str(path))
+    spread.main(["--classify", *paths])
+    out = capsys.readouterr().out
+    assert "6 case-runs; met 2 (1.60 to 1.60), shown impossible 2, open 2" in out
+    assert "- impossible: run 2, adam 1e6: 1.40 of 1.45 (97%, bandwidth)" in out
+    assert "- open: run 1, adagrad 1e6: 1.40 of 1.55 (90%, bandwidth)" in out
