@@ -58,6 +58,10 @@ void adam_update(const fusedoptim::AdamHyper& h, std::int64_t step,
   T* FO_RESTRICT max_exp_avg_sq = t.state2;
   fo_for_lanes<T, FO_UNIT_EVERY_ADAM>(n, [&](auto lane, std::int64_t i) {
     using Lane = decltype(lane);
+    if constexpr (kAmsgrad)
+      fo_prefetch<Lane>(i, n, p, g, exp_avg, exp_avg_sq, max_exp_avg_sq);
+    else
+      fo_prefetch<Lane>(i, n, p, g, exp_avg, exp_avg_sq);
     adam_lanes<typename Lane::type, Lane::on_unit, kDecay, kAmsgrad>(c, p, g, exp_avg, exp_avg_sq,
                                                                    max_exp_avg_sq, i);
   });

@@ -38,41 +38,83 @@ inline L fo_sqrt_on(L x) {
 // A group of lanes as fo_for_lanes hands it to the kernel's body: its type (T, or the object's
 // vector of T where kVector) and its square root. (The vector type is looked up here rather than
 // passed as a template argument, which would drop its attributes: -Wignored-attributes.)
-template <class T, bool kVector, bool kOnUnit>
+template <class T, bool kVector, bool kOnUnit, bool kPrefetch = false>
 struct FoLane {
   using type = T;
+  static constexpr bool vector = false;
   static constexpr bool on_unit = kOnUnit;
+  static constexpr bool prefetch = false;
 };
-template <class T, bool kOnUnit>
-struct FoLane<T, true, kOnUnit> {
+template <class T, bool kOnUnit, bool kPrefetch>
+struct FoLane<T, true, kOnUnit, kPrefetch> {
   using type = typename FoLanes<T>::type;
+  static constexpr bool vector = true;
   static constexpr bool on_unit = kOnUnit;
+  static constexpr bool prefetch = kPrefetch;
 };
 
-// Runs body(FoLane<T, vector, on_unit>{}, i) over [0, n): vectors of FoLanes<T>::width elements
-// over the bulk, single elements over the rest. Where the object has vector lanes, one vector in
-// every kUnitEvery (the first of each group) takes its square root on the square-root unit and the
-// others on the FMA units (kUnitEvery 0: none on the unit; 1: all). The two give the same bits, so
-// the choice only balances the work between the units: all on the FMA units leaves the divider idle
-// while the FMA ports saturate (benchmarks/RESULTS.md, section 4).
-template <class T, int kUnitEvery, class Body>
-inline void fo_for_lanes(std::int64_t n, const Body& body) {
+// Software prefetch from the vector lanes: where a call's range is long (FO_PREFETCH_MIN
+// elements or more, too much for the core's L2 cache with the update's several arrays), each
+// vector asks for the line FO_PREFETCH_AHEAD elements ahead in each of the kernel's arrays. Out
+// of cache, the kernels with square roots and divisions kept fewer loads in flight than the
+// bandwidth allows (their slow operations fill the core's window of instructions in flight):
+// the hardware prefetchers alone left AdaGrad and RMSprop at 91% to 94% of the bandwidth probe,
+// where the kernels without them reach 100% or more, and the probe itself gains nothing from it
+// (benchmarks/RESULTS.md, section 1). In cache the prefetch instructions only cost issue slots
+// (3% to 13% of the step at 1e5 elements), hence the threshold, taken once per call.
+#ifndef FO_PREFETCH_AHEAD
+#define FO_PREFETCH_AHEAD 512
+#endif
+#ifndef FO_PREFETCH_MIN
+#define FO_PREFETCH_MIN 131072
+#endif
+template <class Lane, class... Arrays>
+inline void fo_prefetch(std::int64_t i, std::int64_t n, const Arrays*... arrays) {
+  if constexpr (Lane::prefetch) {
+    // Not past the end of this call's range: the lines there are another thread's. A select,
+    // not a branch: GCC drops a prefetch that a branch skips.
+    const std::int64_t ahead = i + FO_PREFETCH_AHEAD < n ? i + FO_PREFETCH_AHEAD : i;
+    (__builtin_prefetch(arrays + ahead, 0, 2), ...);
+  }
+}
+
+// Runs body(FoLane<T, vector, on_unit, prefetch>{}, i) over [0, n): vectors of FoLanes<T>::width
+// elements over the bulk, single elements over the rest. Where the object has vector lanes, one
+// vector in every kUnitEvery (the first of each group) takes its square root on the square-root
+// unit and the others on the FMA units (kUnitEvery 0: none on the unit; 1: all). The two give the
+// same bits, so the choice only balances the work between the units: all on the FMA units leaves
+// the divider idle while the FMA ports saturate (benchmarks/RESULTS.md, section 4). fo_for_lanes
+// picks the variant with software prefetch for long ranges (see fo_prefetch).
+template <class T, int kUnitEvery, bool kPrefetch, class Body>
+inline void fo_for_lanes_with(std::int64_t n, const Body& body) {
   constexpr std::int64_t kWidth = FoLanes<T>::width;
+  using Unit = FoLane<T, true, true, kPrefetch>;
+  using Fma = FoLane<T, true, false, kPrefetch>;
   std::int64_t i = 0;
   if constexpr (kWidth > 1) {
     if constexpr (kUnitEvery == 1) {
-      for (; i + kWidth <= n; i += kWidth) body(FoLane<T, true, true>{}, i);
+      for (; i + kWidth <= n; i += kWidth) body(Unit{}, i);
     } else {
       if constexpr (kUnitEvery > 1) {
         for (; i + kUnitEvery * kWidth <= n; i += kUnitEvery * kWidth) {
-          body(FoLane<T, true, true>{}, i);
-          for (std::int64_t k = 1; k < kUnitEvery; ++k)
-            body(FoLane<T, true, false>{}, i + k * kWidth);
+          body(Unit{}, i);
+          for (std::int64_t k = 1; k < kUnitEvery; ++k) body(Fma{}, i + k * kWidth);
         }
       }
-      for (; i + kWidth <= n; i += kWidth) body(FoLane<T, true, false>{}, i);
+      for (; i + kWidth <= n; i += kWidth) body(Fma{}, i);
     }
   }
   for (; i < n; ++i) body(FoLane<T, false, true>{}, i);
+}
+
+template <class T, int kUnitEvery, class Body>
+inline void fo_for_lanes(std::int64_t n, const Body& body) {
+  if constexpr (FoLanes<T>::width > 1 && FO_PREFETCH_AHEAD > 0) {
+    if (n >= FO_PREFETCH_MIN) {
+      fo_for_lanes_with<T, kUnitEvery, true>(n, body);
+      return;
+    }
+  }
+  fo_for_lanes_with<T, kUnitEvery, false>(n, body);
 }
 
