@@ -13,6 +13,8 @@ instruction sets, float64) the kernels use the hardware instruction and these te
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -89,3 +91,79 @@ def test_sqrt_refuses_bad_input_and_changes_nothing():
     with pytest.raises(ValueError, match="contiguous"):
         _core.sqrt_([x[::2]])
     np.testing.assert_array_equal(x, before)
+
+
+# <fenv.h> on x86-64 glibc: the rounding modes' values.
+ROUNDING_MODES = {"upward": 0x800, "downward": 0x400, "toward_zero": 0xC00}
+
+# A child process (the instruction set is chosen at import, from FUSEDOPTIM_ISA) that sets the
+# rounding mode, runs the updates with a square root over float32 arrays long enough for every
+# kernel path (vector groups, prefetch, scalar tail) on 1 and 2 threads, and prints a digest.
+ROUNDING_CHILD = r"""
+import ctypes, ctypes.util, hashlib, sys
+import numpy as np
+import fusedoptim
+from fusedoptim import functional as F
+libm = ctypes.CDLL(ctypes.util.find_library("m"))
+assert libm.fesetround(int(sys.argv[1])) == 0
+rng = np.random.default_rng(5)
+n = 300_001
+p0 = rng.standard_normal(n).astype(np.float32)
+g = rng.standard_normal(n).astype(np.float32)
+digests = []
+for threads in (1, 2):
+    fusedoptim.set_num_threads(threads)
+    arrays = []
+    for name in ("adagrad", "rmsprop", "rmsprop_centered", "adadelta", "adam"):
+        p, s0, s1 = p0.copy(), np.zeros(n, np.float32), np.zeros(n, np.float32)
+        for step in (1, 2, 3):
+            if name == "adagrad":
+                F.adagrad([p], [g], [s0], step=step, lr=1e-2)
+            elif name == "rmsprop":
+                F.rmsprop([p], [g], [s0], None, None, lr=1e-2, alpha=0.9)
+            elif name == "rmsprop_centered":
+                F.rmsprop([p], [g], [s0], None, [s1], lr=1e-2, alpha=0.9, centered=True)
+            elif name == "adadelta":
+                F.adadelta([p], [g], [s0], [s1], lr=1.0)
+            else:
+                F.adam([p], [g], [s0], [s1], None, step=step, lr=1e-2)
+        arrays += [p, s0, s1]
+    digests.append(hashlib.sha256(b"".join(a.tobytes() for a in arrays)).hexdigest())
+print(fusedoptim.build_info()["isa"], *digests)
+"""
+
+
+@pytest.mark.parametrize("mode", sorted(ROUNDING_MODES))
+def test_other_rounding_modes_give_the_hardware_bits(mode: str) -> None:
+    # The FMA-unit sequence rounds once, to nearest; under another rounding mode the kernels must
+    # use the hardware instruction (rounding as the mode says), or AVX-512 results would differ
+    # from the other instruction sets' and depend on where a thread's range starts.
+    import ctypes
+    import ctypes.util
+    import platform
+    import subprocess
+    import sys
+
+    if platform.machine() not in ("x86_64", "AMD64") or sys.platform != "linux":
+        pytest.skip("the rounding-mode constants are x86-64 glibc's")
+    if "avx512" not in fusedoptim.build_info()["isa_supported"]:
+        pytest.skip("no AVX-512 on this CPU: no FMA-unit square root to check")
+    libm = ctypes.CDLL(ctypes.util.find_library("m"))
+    before = libm.fegetround()
+    assert libm.fesetround(ROUNDING_MODES[mode]) == 0
+    try:
+        _check_bits(_band(0x3F800000, 1 << 20))  # _core.sqrt_ against np.sqrt, in this mode
+    finally:
+        libm.fesetround(before)
+    outputs = {}
+    for isa in ("baseline", "avx512"):
+        result = subprocess.run(
+            [sys.executable, "-c", ROUNDING_CHILD, str(ROUNDING_MODES[mode])],
+            capture_output=True, text=True, env={**os.environ, "FUSEDOPTIM_ISA": isa},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        chosen, one_thread, two_threads = result.stdout.split()
+        assert chosen == isa
+        assert one_thread == two_threads, f"{isa}: the thread count changed the bits ({mode})"
+        outputs[isa] = one_thread
+    assert outputs["avx512"] == outputs["baseline"], mode

@@ -18,7 +18,7 @@ struct AdadeltaScalars {
 };
 
 // Elements [i, i + lanes) of one tensor; L is T or FoLanes<T>::type (common.hpp).
-template <class L, bool kOnUnit, bool kWeightDecay, class T>
+template <class L, bool kOnUnit, bool kEveryOnUnit, bool kWeightDecay, class T>
 inline void adadelta_lanes(const AdadeltaScalars<T>& c, T* FO_RESTRICT p, const T* FO_RESTRICT g,
                            T* FO_RESTRICT square_avg, T* FO_RESTRICT acc_delta, std::int64_t i) {
   L d = fo_load<L>(g + i) * c.sign;
@@ -27,7 +27,7 @@ inline void adadelta_lanes(const AdadeltaScalars<T>& c, T* FO_RESTRICT p, const 
   fo_store(square_avg + i, sq);
   const L std_dev = fo_sqrt_on<kOnUnit>(sq + c.eps);
   const L acc = fo_load<L>(acc_delta + i);
-  const L delta = fo_sqrt(acc + c.eps) / std_dev * d;
+  const L delta = fo_sqrt_on<kEveryOnUnit>(acc + c.eps) / std_dev * d;
   fo_store(acc_delta + i, acc * c.rho + c.one_minus_rho * (delta * delta));
   fo_store(p + i, fo_load<L>(p + i) + c.neg_lr * delta);
 }
@@ -43,7 +43,7 @@ void adadelta_update(const fusedoptim::AdadeltaHyper& h, std::int64_t /*step*/,
   fo_for_lanes<T, FO_UNIT_EVERY_ADADELTA>(n, [&](auto lane, std::int64_t i) {
     using Lane = decltype(lane);
     fo_prefetch<Lane>(i, n, p, g, square_avg, acc_delta);
-    adadelta_lanes<typename Lane::type, Lane::on_unit, kWeightDecay>(c, p, g, square_avg,
-                                                                     acc_delta, i);
+    adadelta_lanes<typename Lane::type, Lane::on_unit, Lane::every_root_on_unit, kWeightDecay>(
+        c, p, g, square_avg, acc_delta, i);
   });
 }

@@ -26,6 +26,9 @@ template <class T>
 struct FoLanes {
   static constexpr int width = 1;
   using type = T;
+  // Whether the vector lanes' own square root (if any) gives the hardware's bits in the current
+  // floating-point mode; the scalar lanes always use the hardware instruction.
+  static bool exact_sqrt() { return true; }
 };
 
 template <class L, class T>

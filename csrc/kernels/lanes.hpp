@@ -38,18 +38,22 @@ inline L fo_sqrt_on(L x) {
 // A group of lanes as fo_for_lanes hands it to the kernel's body: its type (T, or the object's
 // vector of T where kVector) and its square root. (The vector type is looked up here rather than
 // passed as a template argument, which would drop its attributes: -Wignored-attributes.)
-template <class T, bool kVector, bool kOnUnit, bool kPrefetch = false>
+// every_root_on_unit: all of the group's square roots go to the unit, where a kernel has more
+// than one (AdaDelta); set where the FMA-unit sequence is not exact (see fo_for_lanes).
+template <class T, bool kVector, bool kOnUnit, bool kPrefetch = false, bool kEvery = false>
 struct FoLane {
   using type = T;
   static constexpr bool vector = false;
   static constexpr bool on_unit = kOnUnit;
+  static constexpr bool every_root_on_unit = true;
   static constexpr bool prefetch = false;
 };
-template <class T, bool kOnUnit, bool kPrefetch>
-struct FoLane<T, true, kOnUnit, kPrefetch> {
+template <class T, bool kOnUnit, bool kPrefetch, bool kEvery>
+struct FoLane<T, true, kOnUnit, kPrefetch, kEvery> {
   using type = typename FoLanes<T>::type;
   static constexpr bool vector = true;
   static constexpr bool on_unit = kOnUnit;
+  static constexpr bool every_root_on_unit = kEvery;
   static constexpr bool prefetch = kPrefetch;
 };
 
@@ -85,10 +89,10 @@ inline void fo_prefetch(std::int64_t i, std::int64_t n, const Arrays*... arrays)
 // same bits, so the choice only balances the work between the units: all on the FMA units leaves
 // the divider idle while the FMA ports saturate (benchmarks/RESULTS.md, section 4). fo_for_lanes
 // picks the variant with software prefetch for long ranges (see fo_prefetch).
-template <class T, int kUnitEvery, bool kPrefetch, class Body>
+template <class T, int kUnitEvery, bool kPrefetch, class Body, bool kEvery = false>
 inline void fo_for_lanes_with(std::int64_t n, const Body& body) {
   constexpr std::int64_t kWidth = FoLanes<T>::width;
-  using Unit = FoLane<T, true, true, kPrefetch>;
+  using Unit = FoLane<T, true, true, kPrefetch, kEvery>;
   using Fma = FoLane<T, true, false, kPrefetch>;
   std::int64_t i = 0;
   if constexpr (kWidth > 1) {
@@ -109,6 +113,12 @@ inline void fo_for_lanes_with(std::int64_t n, const Body& body) {
 
 template <class T, int kUnitEvery, class Body>
 inline void fo_for_lanes(std::int64_t n, const Body& body) {
+  if constexpr (FoLanes<T>::width > 1) {
+    if (!FoLanes<T>::exact_sqrt()) {  // not round-to-nearest: every root on the unit
+      fo_for_lanes_with<T, 1, false, Body, true>(n, body);
+      return;
+    }
+  }
   if constexpr (FoLanes<T>::width > 1 && FO_PREFETCH_AHEAD > 0) {
     if (n >= FO_PREFETCH_MIN) {
       fo_for_lanes_with<T, kUnitEvery, true>(n, body);

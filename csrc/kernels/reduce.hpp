@@ -79,9 +79,13 @@ template <class T>
 void map_sqrt(T* FO_RESTRICT x, std::int64_t n, double /*a*/, double /*b*/) {
   constexpr int kWidth = FoLanes<T>::width;
   std::int64_t i = 0;
-  if constexpr (kWidth > 1)
-    for (; i + kWidth <= n; i += kWidth)
-      fo_store(x + i, fo_sqrt(fo_load<typename FoLanes<T>::type>(x + i)));
+  if constexpr (kWidth > 1) {
+    using V = typename FoLanes<T>::type;
+    if (FoLanes<T>::exact_sqrt())
+      for (; i + kWidth <= n; i += kWidth) fo_store(x + i, fo_sqrt(fo_load<V>(x + i)));
+    else
+      for (; i + kWidth <= n; i += kWidth) fo_store(x + i, fo_sqrt_unit(fo_load<V>(x + i)));
+  }
   for (; i < n; ++i) x[i] = fo_sqrt(x[i]);
 }
 

@@ -34,6 +34,10 @@ template <>
 struct FoLanes<float> {
   static constexpr int width = 16;
   using type = __m512;
+  // The sequence below rounds once, to nearest: only in round-to-nearest mode (MXCSR rounding
+  // bits 00, the default) does it give vsqrtps's bits. Under another rounding mode (the worker
+  // threads take the caller's, see fusedoptim/runtime.hpp) every root goes to the unit.
+  static bool exact_sqrt() { return (_mm_getcsr() & 0x6000u) == 0; }
 };
 
 inline __m512 fo_sqrt(__m512 x) {
