@@ -11,8 +11,9 @@
 // to 0.76 of the time with vsqrtps for every kernel but centered RMSprop (0.87 to 0.97), against
 // 0.75 to 0.88 with every root here (benchmarks/ab_core.py; see benchmarks/RESULTS.md, section 4).
 //
-// The result is bit for bit the hardware's sqrt (so every instruction set still gives the same
-// bits). For x in [2^-80, 2^128):
+// The result is bit for bit the hardware's sqrt in round-to-nearest mode, the default (so every
+// instruction set still gives the same bits; in another mode the kernels use vsqrtps only).
+// For x in [2^-80, 2^128):
 //   y  = vrsqrt14ps(x)                        |y * sqrt(x) - 1| < 2^-14, as Intel documents
 //   s  = x * y,  h = y / 2                     s ~ sqrt(x), h ~ 1 / (2 sqrt(x))
 //   e  = 1/2 - s * h;  s += s * e;  h += h * e  one coupled Newton step: about 2^-27 before rounding

@@ -1410,8 +1410,8 @@ def run(
                 if best is None or rate.ns_per_element < best.ns_per_element:
                     report.divider[rate.key] = rate
 
-    probe_arrays = bandwidth_arrays(cache_bytes)  # for every bandwidth measurement of the run
     try:
+        probe_arrays = bandwidth_arrays(cache_bytes)  # for every bandwidth measurement of the run
         for threads in settings.threads:
             report.bandwidth_runs.append(
                 _measure_bandwidth(threads, cache_bytes, settings, budget, probe_arrays)
