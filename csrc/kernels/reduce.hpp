@@ -73,20 +73,15 @@ void map_scale(T* FO_RESTRICT x, std::int64_t n, double a, double /*b*/) {
   for (std::int64_t i = 0; i < n; ++i) x[i] = x[i] * factor;
 }
 
-// x = sqrt(x) with the update kernels' square root (on AVX-512 float32, the FMA units' one), so
-// that a test can compare it with the hardware instruction over every input.
+// x = sqrt(x) with the update kernels' square root (on AVX-512 float32, the FMA units' one, where
+// the rounding mode lets it be exact: fo_for_lanes decides, as for the kernels), so that a test
+// can compare it with the hardware instruction over every input.
 template <class T>
 void map_sqrt(T* FO_RESTRICT x, std::int64_t n, double /*a*/, double /*b*/) {
-  constexpr int kWidth = FoLanes<T>::width;
-  std::int64_t i = 0;
-  if constexpr (kWidth > 1) {
-    using V = typename FoLanes<T>::type;
-    if (FoLanes<T>::exact_sqrt())
-      for (; i + kWidth <= n; i += kWidth) fo_store(x + i, fo_sqrt(fo_load<V>(x + i)));
-    else
-      for (; i + kWidth <= n; i += kWidth) fo_store(x + i, fo_sqrt_unit(fo_load<V>(x + i)));
-  }
-  for (; i < n; ++i) x[i] = fo_sqrt(x[i]);
+  fo_for_lanes<T, 0>(n, [&](auto lane, std::int64_t i) {
+    using Lane = decltype(lane);
+    fo_store(x + i, fo_sqrt_on<Lane::on_unit>(fo_load<typename Lane::type>(x + i)));
+  });
 }
 
 // Clamp to [lo, hi]; NaN stays NaN, as with torch.clamp_.
