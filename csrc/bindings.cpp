@@ -970,6 +970,53 @@ void stream(const char* op, py::handle a_in, py::handle b_in, py::handle c_in, d
     run_stream<double>(triad ? kernels<double>().triad : kernels<double>().axpy, a, b, triad ? &c : nullptr, s);
 }
 
+// The traffic of an update with `written` - 1 states (reads written + 1 arrays, writes written).
+template <class T>
+void run_stream_update(StreamUpdateFn<T> fn, const std::array<py::array, 4>& written, std::size_t count,
+                       const py::array& read, double s) {
+  const std::vector<Extent> extents{{read.size(), reinterpret_cast<std::uintptr_t>(read.data())}};
+  std::array<T*, 4> base{};
+  for (std::size_t k = 0; k < count; ++k) base[k] = data_of<T>(written[k]);
+  const T* pr = data_of<T>(read);
+  py::gil_scoped_release release;
+  for_each_range(extents, sizeof(T), [&](std::size_t, std::int64_t begin, std::int64_t end) {
+    std::array<T*, 4> moved{};
+    for (std::size_t k = 0; k < count; ++k) moved[k] = base[k] + begin;
+    fn(moved.data(), pr + begin, s, end - begin);
+  });
+}
+
+void stream_update(py::handle written_in, py::handle read_in, double s) {
+  const Checker check("stream_update");
+  if (!py::isinstance<py::list>(written_in) && !py::isinstance<py::tuple>(written_in))
+    check.type_error("written must be a list or tuple of 1 to 4 arrays, got " + type_name(written_in));
+  const auto written_seq = py::reinterpret_borrow<py::sequence>(written_in);
+  const std::size_t count = py::len(written_seq);
+  if (count < 1 || count > 4)
+    check.value_error("written must hold 1 to 4 arrays, got " + std::to_string(count));
+  static constexpr const char* kNames[5] = {"written[0]", "written[1]", "written[2]", "written[3]", "read"};
+  const py::handle first = written_seq[0];
+  const int type_num = py::isinstance<py::array>(first) ? py::reinterpret_borrow<py::array>(first).dtype().num() : -1;
+  constexpr std::size_t kWhole = Checker::kWhole;
+  std::array<py::array, 4> written;
+  written[0] = check.check(kNames[0], kWhole, first, true, nullptr, type_num);
+  for (std::size_t k = 1; k < count; ++k)
+    written[k] = check.check(kNames[k], kWhole, written_seq[k], true, &written[0], type_num, kNames[0]);
+  const py::array read = check.check(kNames[4], kWhole, read_in, false, &written[0], type_num, kNames[0]);
+  const Span empty{nullptr, nullptr};
+  std::array<const char*, 2 + kMaxStates> names{};
+  std::array<Span, 2 + kMaxStates> spans{};
+  for (std::size_t k = 0; k < 5; ++k) {
+    names[k] = kNames[k];
+    spans[k] = k < count ? span_of(written[k]) : (k == 4 ? span_of(read) : empty);
+  }
+  check.check_disjoint(kWhole, names, spans, 5);
+  if (type_num == py::detail::npy_api::NPY_FLOAT_)
+    run_stream_update<float>(kernels<float>().stream_update[count - 1], written, count, read, s);
+  else
+    run_stream_update<double>(kernels<double>().stream_update[count - 1], written, count, read, s);
+}
+
 // The square-root and division units' issue rate: each thread runs the probe kernel `repeats` times
 // over its range of a (which should fit its core's cache), in one parallel region.
 template <class T>
@@ -1251,6 +1298,10 @@ PYBIND11_MODULE(_core, m) {
       py::arg("a"), py::arg("b"), py::arg("scalar"),
       "a += scalar * b in place, parallel like the optimizer kernels: the read-modify-write pattern of "
       "an optimizer update (bandwidth probe; moves 3 arrays' bytes).");
+  m.def("stream_update", &stream_update, py::arg("written"), py::arg("read"), py::arg("scalar"),
+        "Each of the 1 to 4 written arrays += scalar * read, in place, parallel like the optimizer kernels: the "
+        "memory traffic of an update with len(written) - 1 states and the least arithmetic (bandwidth probe; "
+        "moves 2 * len(written) + 1 arrays' bytes).");
   m.def("divider_probe", &divider, py::arg("a"), py::arg("b"), py::arg("square_roots"), py::arg("divisions"),
         py::arg("repeats"), py::arg("divisor") = 1.0,
         "a = b / sqrt(a) in place, repeated, with square_roots (0: a = b / a; 1; or 2: b's root too) square roots and "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -396,7 +397,7 @@ def test_many_tensor_ratio_is_taken_at_equal_machine_speed() -> None:
     many, million = bench.Layout(500, 2000), bench.Layout(1, 10**6)
     single = _case("adam", million, {"fusedoptim": 1.0})
     several = _case("adam", many, {"fusedoptim": 1.8})
-    moved = 3 * 4 * 10**6  # bytes of one probe step (float32, 1M elements)
+    moved = 28 * 10**6  # bytes of one probe step (Adam's traffic, float32, 1M elements)
     single.probe = bench.Timing([moved / 40e9] * 3, 1, 5)  # 40 GB/s
     several.probe = bench.Timing([moved / 20e9] * 3, 1, 5)  # the machine at half speed
     assert math.isclose(several.probe_gbs or 0, 20.0)
@@ -670,6 +671,38 @@ def test_out_of_cache_run_cycles_copies(
         assert len(probe["samples"]) == 5 and (probe["copies"] - 1) * copy_bytes >= TINY_CACHE
         assert math.isclose(case["bandwidth_fraction"], case["gbs"] / case["probe_gbs"])
         assert share.endswith("%") and "(c)" not in share  # not marked in-cache
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad", "rmsprop_centered", "adam_amsgrad"])
+def test_out_of_cache_probe_moves_the_traffic_of_its_update(
+    optimizer: str, small_machine: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The probe timed alongside a case reads and writes as many arrays as the update does,
+    each one of the case's length: its bandwidth is the one that case's traffic can reach."""
+    monkeypatch.setattr(bench, "COLD_MIN_ELEMENTS", 1000)
+    calls: list[tuple[int, frozenset[int], bool]] = []
+    stream_update = bench._core.stream_update
+
+    def recording(written: list[np.ndarray], read: np.ndarray, scalar: float) -> None:
+        distinct = len({array.ctypes.data for array in (*written, read)}) == len(written) + 1
+        sizes = frozenset(array.size for array in (*written, read))
+        calls.append((len(written), sizes, distinct))
+        stream_update(written, read, scalar)
+
+    monkeypatch.setattr(bench._core, "stream_update", recording)
+    path = tmp_path / "probe.json"
+    status = bench.main(
+        ["--optimizers", optimizer, "--sizes", "2000", "--repeat", "3", "--threads", "1",
+         "--contenders", "fusedoptim", "--json", str(path)]
+    )  # fmt: skip
+    assert status == 0 and calls
+    arrays = bench.bytes_per_element(optimizer, np.float32) // 4  # read + written
+    assert set(calls) == {((arrays - 1) // 2, frozenset({2000}), True)}
+    (case,) = json.loads(path.read_text())["cases"]
+    moved = bench.bytes_per_element(optimizer, np.float32) * 2000
+    assert case["probe_gbs"] == pytest.approx(
+        moved / statistics.median(case["probe"]["samples"]) / 1e9
+    )
 
 
 def test_only_numpy_copies_hold_state_arrays(

@@ -137,3 +137,65 @@ def test_stream_probe_refuses_bad_input_and_changes_nothing(
         _core.stream_triad(*args(a, b, c), 2.0)  # type: ignore[operator]
     for array, saved in zip((a, b, c), before):
         np.testing.assert_array_equal(array, saved)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("written", [1, 2, 3, 4])
+def test_stream_update_adds_to_every_written_array(
+    threads: int, dtype: type, n: int, written: int
+) -> None:
+    """Each written array += scalar * read, and read is left alone: the probe moves the bytes
+    of an update with written - 1 states (the benchmark counts them so)."""
+    rng = np.random.default_rng(written)
+    arrays = [rng.uniform(1.0, 2.0, n).astype(dtype) for _ in range(written)]
+    read = rng.uniform(1.0, 2.0, n).astype(dtype)
+    scalar = 0.5  # exact in both dtypes: the expected values round like the probe's
+    expected = [array + dtype(scalar) * read for array in arrays]
+    read_before = read.copy()
+    _core.stream_update(arrays if written % 2 else tuple(arrays), read, scalar)
+    for array, wanted in zip(arrays, expected):
+        np.testing.assert_array_equal(array, wanted)
+    np.testing.assert_array_equal(read, read_before)
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        (lambda w, r: ([], r), ValueError, "written must hold 1 to 4 arrays, got 0"),
+        (lambda w, r: ([*w, w[0].copy(), w[0].copy()], r), ValueError,
+         "written must hold 1 to 4 arrays, got 5"),
+        (lambda w, r: (w[0], r), TypeError, "written must be a list or tuple"),
+        (lambda w, r: ([w[0], w[1].astype(np.float64)], r), TypeError,
+         "written\\[1\\] has dtype float64 but written\\[0\\] has dtype float32"),
+        (lambda w, r: (w, r[:-1]), ValueError,
+         r"read has shape \(15,\) but written\[0\] has shape \(16,\)"),
+        (lambda w, r: ([w[0], w[1], w[0]], r), ValueError,
+         r"written\[2\] shares memory with written\[0\];"),
+        (lambda w, r: (w, w[2]), ValueError, r"read shares memory with written\[2\];"),
+        (lambda w, r: ([w[0], np.ones(32, np.float32)[::2]], r), ValueError,
+         r"written\[1\] is not C-contiguous"),
+        (lambda w, r: ([w[0], w[1].tolist()], r), TypeError, "numpy.ndarray"),
+    ],
+    ids=["empty", "five", "not-a-list", "dtype", "shape", "alias", "alias-read", "strided",
+         "list-item"],
+)  # fmt: skip
+def test_stream_update_refuses_bad_input_and_changes_nothing(
+    args: object, error: type[Exception], message: str
+) -> None:
+    rng = np.random.default_rng(0)
+    written = [rng.uniform(1.0, 2.0, 16).astype(np.float32) for _ in range(3)]
+    read = rng.uniform(1.0, 2.0, 16).astype(np.float32)
+    before = [array.copy() for array in (*written, read)]
+    with pytest.raises(error, match=message):
+        _core.stream_update(*args(written, read), 2.0)  # type: ignore[operator]
+    for array, saved in zip((*written, read), before):
+        np.testing.assert_array_equal(array, saved)
+
+
+def test_stream_update_refuses_a_read_only_written_array() -> None:
+    written = [np.ones(16, np.float32), np.ones(16, np.float32)]
+    written[1].flags.writeable = False
+    with pytest.raises(ValueError, match=r"written\[1\] is read-only"):
+        _core.stream_update(written, np.ones(16, np.float32), 1.0)
+    np.testing.assert_array_equal(written[0], 1.0)

@@ -102,6 +102,35 @@ void stream_axpy(T* FO_RESTRICT a, const T* FO_RESTRICT b, const T* FO_RESTRICT 
   for (std::int64_t i = 0; i < n; ++i) a[i] = a[i] + scalar * b[i];
 }
 
+// w[k] += s * g for each of the kWritten arrays w: reads kWritten + 1 arrays and writes kWritten,
+// the traffic of an update with kWritten - 1 states (1: SGD; 2: AdaGrad, RMSprop, SGD momentum;
+// 3: Adam, AdaDelta, centered RMSprop; 4: Adam amsgrad), with the least arithmetic, walked as
+// the kernels walk their range (fo_for_lanes, with their software prefetch on long ranges). The
+// benchmark's per-case bandwidth probe: more streams reach a higher bandwidth than stream_axpy's
+// three (benchmarks/RESULTS.md), so each update is held to the bandwidth of its own pattern.
+template <class T, int kWritten>
+void stream_update(T* const* w, const T* FO_RESTRICT g, double s, std::int64_t n) {
+  static_assert(kWritten >= 1 && kWritten <= 4, "1 to 4 written arrays");
+  const T scalar = T(s);
+  T* FO_RESTRICT w0 = w[0];
+  T* FO_RESTRICT w1 = kWritten > 1 ? w[1] : nullptr;
+  T* FO_RESTRICT w2 = kWritten > 2 ? w[2] : nullptr;
+  T* FO_RESTRICT w3 = kWritten > 3 ? w[3] : nullptr;
+  fo_for_lanes<T, 0>(n, [&](auto lane, std::int64_t i) {
+    using Lane = decltype(lane);
+    using L = typename Lane::type;
+    if constexpr (kWritten == 1) fo_prefetch<Lane>(i, n, g, w0);
+    if constexpr (kWritten == 2) fo_prefetch<Lane>(i, n, g, w0, w1);
+    if constexpr (kWritten == 3) fo_prefetch<Lane>(i, n, g, w0, w1, w2);
+    if constexpr (kWritten == 4) fo_prefetch<Lane>(i, n, g, w0, w1, w2, w3);
+    const L x = scalar * fo_load<L>(g + i);
+    fo_store(w0 + i, fo_load<L>(w0 + i) + x);
+    if constexpr (kWritten > 1) fo_store(w1 + i, fo_load<L>(w1 + i) + x);
+    if constexpr (kWritten > 2) fo_store(w2 + i, fo_load<L>(w2 + i) + x);
+    if constexpr (kWritten > 3) fo_store(w3 + i, fo_load<L>(w3 + i) + x);
+  });
+}
+
 template <class T>
 void stream_triad(T* FO_RESTRICT a, const T* FO_RESTRICT b, const T* FO_RESTRICT c, double s,
                   std::int64_t n) {

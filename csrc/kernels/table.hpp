@@ -39,6 +39,10 @@ void fill_table(fusedoptim::KernelTable<T>& k) {
   k.sqrt_on_fma_units = FoLanes<T>::width > 1;
   k.triad = &stream_triad<T>;
   k.axpy = &stream_axpy<T>;
+  k.stream_update[0] = &stream_update<T, 1>;
+  k.stream_update[1] = &stream_update<T, 2>;
+  k.stream_update[2] = &stream_update<T, 3>;
+  k.stream_update[3] = &stream_update<T, 4>;
   k.divider[0][0] = &divider_probe<T, 0, 1>;
   k.divider[0][1] = &divider_probe<T, 0, 2>;
   k.divider[1][0] = &divider_probe<T, 1, 1>;

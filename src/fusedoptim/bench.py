@@ -28,12 +28,16 @@ How the timing is kept honest:
   forward and backward passes evict the optimizer's data between steps. Smaller cases run hot in
   cache on purpose: that is where they live in practice, and there the per-call overhead is what
   is measured.
-* **The bandwidth is measured, not quoted.** ``_core.stream_axpy`` (``a += s * b``, the
-  read-modify-write pattern of an optimizer update, 3 arrays of traffic) over arrays twice the
-  last-level cache, with the run's thread count, is "the machine's bandwidth";
-  ``_core.stream_triad`` is reported beside it (its store first reads the destination into
-  cache, so it moves 4 arrays' bytes where STREAM counts 3, which makes it the slower, less
-  representative probe).
+* **The bandwidth is measured, not quoted.** Each out-of-cache case is held to the bandwidth of
+  its own traffic, timed alongside it: ``_core.stream_update`` reads and writes the same arrays
+  as the update (the parameter and each state ``+= s * gradient``, e.g. 7 arrays' bytes for
+  Adam), with the least arithmetic. The pattern matters: on this project's machine 7 and 9
+  arrays stream 10% to 25% faster than 3 (benchmarks/RESULTS.md), so one probe for all would
+  flatter the wider updates. Before and after the cases, ``_core.stream_axpy`` (``a += s * b``,
+  3 arrays) over arrays twice the last-level cache, with the run's thread count, is reported
+  as the machine's in-place bandwidth (the in-cache cases' '% of bw' uses it), with
+  ``_core.stream_triad`` beside it (its store first reads the destination into cache, so it
+  moves 4 arrays' bytes where STREAM counts 3, which makes it the slower probe).
 * **So is the compute limit.** In cache, AdaGrad, RMSprop, AdaDelta and Adam wait on the CPU's
   square-root and division units, not on memory. ``_core.divider_probe`` issues the same
   correctly rounded square roots and divisions per element as the update (and nothing else) on
@@ -1082,11 +1086,12 @@ class Case:
 
     @property
     def probe_gbs(self) -> float | None:
-        """In-place bandwidth (``a += s * b`` on one array of the case's size and dtype) measured
+        """Bandwidth of the case's own traffic (:func:`probe_stepper`: the update's arrays, one
+        of each of the case's size and dtype, read and written with one addition each) measured
         interleaved with the contenders, or None where no probe ran (in-cache cases)."""
         if self.probe is None:
             return None
-        moved = 3 * np.dtype(self.dtype).itemsize * self.layout.elements
+        moved = self.bytes_per_element * self.layout.elements
         return moved / self.probe.median / 1e9
 
 
@@ -1173,11 +1178,16 @@ DIVIDER = "divider"
 
 
 def probe_stepper(copies: Sequence[ProblemCopy]) -> Stepper:
-    """``_core.stream_axpy`` (``a += s * b``, 3 arrays of traffic) on copy ``k``'s first
-    parameter and gradient: the machine's in-place bandwidth, as one contender of a case."""
+    """``_core.stream_update`` on copy ``k``'s first parameter, gradient and states: each of
+    the parameter and the states ``+= s * gradient``, the traffic of the case's update (the
+    same arrays read and written) with the least arithmetic. The bandwidth of that pattern, as
+    one contender of a case: more streams reach more bandwidth than ``a += s * b``'s three on
+    this project's machine (benchmarks/RESULTS.md), so a case is held to its own pattern's."""
 
     def step(k: int) -> None:
-        _core.stream_axpy(copies[k].params[0], copies[k].grads[0], PROBE_SCALAR)
+        copy = copies[k]
+        written = [copy.params[0], *(tensors[0] for tensors in copy.states)]
+        _core.stream_update(written, copy.grads[0], PROBE_SCALAR)
 
     return step
 
@@ -1252,7 +1262,7 @@ def _measure_group(
     }
     copies = dict.fromkeys(group, count)
     if probe_copies:
-        steps[PROBE] = probe_stepper(pools[PROBE].copies(probe_copies, 0))
+        steps[PROBE] = probe_stepper(pools[PROBE].copies(probe_copies, config.states))
         copies[PROBE] = probe_copies
     dtype = pools[group[0]].dtype
     if divider_threads and divider_ops(config, dtype) != (0, 0):
@@ -1439,7 +1449,9 @@ def run(
                                 config, layout, dtype, cache_bytes, settings.cold_threshold
                             )
                             probe_copies = (
-                                _copies_out_of_cache(2, layout.elements, dtype, cache_bytes)
+                                _copies_out_of_cache(
+                                    2 + config.states, layout.elements, dtype, cache_bytes
+                                )
                                 if cold and "fusedoptim" in settings.contenders
                                 else 0
                             )
@@ -1764,8 +1776,9 @@ def format_table(report: Report) -> str:
         "ns/el: median time per step / elements. vs X: X's time / fusedoptim's. GB/s: bytes the "
         "update must move (e.g. Adam float32 28 B/element) / fusedoptim's time.",
         "Timing: numpy first, then torch, fusedoptim and a probe interleaved, so that they share "
-        "the machine's drift: out of cache the bandwidth probe (a += s*b on one array of the "
-        "case's size), against which the case's '% of bw' and bounds are taken; in cache, for "
+        "the machine's drift: out of cache the bandwidth probe (the update's own traffic: its "
+        "parameter and states += s*grad, one array each of the case's size), against which "
+        "the case's '% of bw' and bounds are taken; in cache, for "
         "optimizers with square roots and divisions, the sqrt/div probe, which sets their bounds "
         "there (both in the JSON file).",
         (
@@ -2012,14 +2025,17 @@ def write_plot(report: Report, path: str | os.PathLike[str]) -> None:
                             marker=MANY_MARKERS[layout_index % len(MANY_MARKERS)],
                             markerfacecolor="none", color=PLOT_COLORS[contender],
                         )  # fmt: skip
+            # The fastest of the optimizer's own probes (its traffic), else the run's a += s*b.
+            probes = [case.probe_gbs for case in found if case.probe_gbs is not None]
             bandwidth = report.bandwidth.get(threads)
+            gbs = max(probes) if probes else bandwidth.in_place_gbs if bandwidth else None
             cold_sizes = [size for size in sizes if size >= cold_from]
-            if bandwidth is not None and cold_sizes:
-                floor = bytes_per_element(name, dtype) / bandwidth.in_place_gbs
+            if gbs is not None and cold_sizes:
+                floor = bytes_per_element(name, dtype) / gbs
                 axes.plot(
                     [min(cold_sizes), max(cold_sizes)], [floor, floor],
                     style if style != "-" else "--", color="black", linewidth=1,
-                    label=f"bandwidth limit{suffix} ({bandwidth.in_place_gbs:.0f} GB/s)",
+                    label=f"bandwidth limit{suffix} ({gbs:.0f} GB/s)",
                 )  # fmt: skip
             rate = report.divider.get((threads, dtype, *divider_ops(OPTIMIZERS[name], dtype)))
             if rate is not None and sizes:

@@ -74,6 +74,8 @@ using MapFn = void (*)(T* x, std::int64_t n, double a, double b);
 template <class T>
 using TriadFn = void (*)(T* a, const T* b, const T* c, double s, std::int64_t n);
 template <class T>
+using StreamUpdateFn = void (*)(T* const* written, const T* read, double s, std::int64_t n);
+template <class T>
 using DividerFn = void (*)(T* a, const T* b, double divisor, std::int64_t n);
 
 enum class NormKind : int { Two = 0, One = 1, Inf = 2, General = 3 };
@@ -95,6 +97,7 @@ struct KernelTable {
   MapFn<T> map[3];      // indexed by MapKind
   TriadFn<T> triad;     // a = b + s * c
   TriadFn<T> axpy;      // a = a + s * b (c unused)
+  StreamUpdateFn<T> stream_update[4];  // [written - 1]: each written array += s * read
   DividerFn<T> divider[3][2];  // [square roots][divisions - 1] per element
   // Whether the update kernels compute square roots on the FMA units rather than the divider
   // (AVX-512 float32: kernels/sqrt_avx512.hpp); the benchmark's divider floor depends on it.
