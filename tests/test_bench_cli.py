@@ -150,6 +150,26 @@ def test_same_data_for_every_contender() -> None:
         assert all(not state.any() for states in a.states for state in states)
 
 
+def test_pools_given_the_base_data_hold_the_same_values() -> None:
+    """A run makes each case's base data once and hands it to every pool (the probe's, one
+    tensor of all the elements, too): the values are those of a pool that makes its own, and
+    the base arrays themselves are never written."""
+    layout = bench.Layout(4, 25)
+    base = bench.base_data(layout, np.float32)
+    saved = base[0].copy(), base[1].copy()
+    given = bench.ArrayPool(layout, np.float32, base=base).copies(1, 1)[0]
+    made = bench.ArrayPool(layout, np.float32).copies(1, 1)[0]
+    for x, y in zip(given.params + given.grads, made.params + made.grads):
+        np.testing.assert_array_equal(x, y)
+    given.params[0][:] = 3
+    probe = bench.ArrayPool(bench.Layout(1, 100), np.float32, base=base).copies(1, 0)[0]
+    np.testing.assert_array_equal(probe.params[0], saved[0])
+    np.testing.assert_array_equal(base[0], saved[0])
+    np.testing.assert_array_equal(base[1], saved[1])
+    with pytest.raises(ValueError, match="base data of 100 elements for 50"):
+        bench.ArrayPool(bench.Layout(2, 25), np.float32, base=base)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam_amsgrad"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_out_of_cache_copies_exceed_the_cache(optimizer: str, dtype: Any) -> None:

@@ -480,10 +480,20 @@ class ArrayPool:
     contender starts from the same data. Each tensor is its own allocation, as in a model.
     """
 
-    def __init__(self, layout: Layout, dtype: Any, seed: int = SEED) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        dtype: Any,
+        seed: int = SEED,
+        base: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        """``base``: :func:`base_data`'s arrays for this many elements, when already made (at
+        1e7 elements making them takes about half a second; a case's pools share them)."""
         self.layout = layout
         self.dtype = np.dtype(dtype)
-        params, grads = base_data(layout, dtype, seed)
+        params, grads = base_data(layout, dtype, seed) if base is None else base
+        if params.size != layout.elements or grads.size != layout.elements:
+            raise ValueError(f"base data of {params.size} elements for {layout.elements}")
         self._base_params = np.split(params, layout.count)
         self._base_grads = np.split(grads, layout.count)
         self._arrays: dict[tuple[int, str], list[np.ndarray]] = {}
@@ -1434,12 +1444,13 @@ def run(
                     for layout in settings.layouts:
                         # Interleaved contenders need copies of their own. NumPy, timed
                         # before them, shares torch's (every contender resets its copies).
-                        shared = ArrayPool(layout, dtype)
+                        base = base_data(layout, dtype)  # the same values for every pool
+                        shared = ArrayPool(layout, dtype, base=base)
                         pools = {"numpy": shared, "torch": shared}
-                        pools["fusedoptim"] = ArrayPool(layout, dtype)
+                        pools["fusedoptim"] = ArrayPool(layout, dtype, base=base)
                         cold = layout.elements >= settings.cold_threshold
                         if cold:
-                            pools[PROBE] = ArrayPool(Layout(1, layout.elements), dtype)
+                            pools[PROBE] = ArrayPool(Layout(1, layout.elements), dtype, base=base)
                         for config in configs:
                             case = Case(
                                 config.name, layout, dtype, threads,
@@ -1485,7 +1496,7 @@ def run(
                                     f"{config.name} {layout.id} {dtype} {threads}t {contender}"
                                 )
                             report.cases.append(case)
-                        del pools
+                        del pools, base
             # Once more after the cases: the best of the two is the run's bandwidth.
             report.bandwidth_runs.append(
                 _measure_bandwidth(threads, cache_bytes, settings, budget, probe_arrays)
