@@ -29,8 +29,9 @@ from fusedoptim import _core, bench
 
 def widths(size: int, repeat: int, cache: int) -> None:
     count = bench._copies_out_of_cache(5, size, np.float32, cache)
+    # w written arrays and one read (w = 0: a += s*b's two arrays)
     arrays = {
-        w: [[np.ones(size, np.float32) for _ in range(w + 1)] for _ in range(count)]
+        w: [[np.ones(size, np.float32) for _ in range(max(w, 1) + 1)] for _ in range(count)]
         for w in (0, 1, 2, 3, 4)
     }
     steps = {

@@ -60,26 +60,53 @@ struct FoLane<T, true, kOnUnit, kPrefetch, kEvery> {
 // Software prefetch from the vector lanes: where a call's range is long (FO_PREFETCH_MIN
 // elements or more, too much for the core's L2 cache with the update's several arrays), each
 // vector asks for the line FO_PREFETCH_AHEAD elements ahead in each of the kernel's arrays. Out
-// of cache, the kernels with square roots and divisions kept fewer loads in flight than the
-// bandwidth allows (their slow operations fill the core's window of instructions in flight):
-// the hardware prefetchers alone left AdaGrad and RMSprop at 91% to 94% of the bandwidth probe,
-// where the kernels without them reach 100% or more, and the probe itself gains nothing from it
+// of cache the hardware prefetchers alone keep too few lines in flight: with it every kernel
+// and the bandwidth probe itself (stream_update, which walks like the kernels) run faster
 // (benchmarks/RESULTS.md, section 1). In cache the prefetch instructions only cost issue slots
 // (3% to 13% of the step at 1e5 elements), hence the threshold, taken once per call.
 #ifndef FO_PREFETCH_AHEAD
 #define FO_PREFETCH_AHEAD 512
 #endif
+// Long ranges (FO_PREFETCH_MIN elements or more) take every square root on the square-root unit
+// (1) or split them as in cache (0). Streaming from memory, each instruction per vector costs
+// bandwidth (the window of instructions in flight holds fewer lines ahead), and the FMA-unit
+// root is about 13 instructions where vsqrtps is one, while the divider has time to spare:
+// every root on the unit took 0.92 to 0.96 of the time of the in-cache split out of cache at
+// 1e7 elements (AdaDelta's two roots: 0.91 to 0.94), 0.96 to 1.01 at 1e6, and 0.96 to 1.07
+// with 1e6 elements hot in the L3 cache (benchmarks/RESULTS.md, section 1). The results are
+// the same bits either way.
+#ifndef FO_LONG_RANGE_ON_UNIT
+#define FO_LONG_RANGE_ON_UNIT 1
+#endif
 #ifndef FO_PREFETCH_MIN
 #define FO_PREFETCH_MIN 131072
 #endif
 template <class Lane, class... Arrays>
-inline void fo_prefetch(std::int64_t i, std::int64_t n, const Arrays*... arrays) {
-  if constexpr (Lane::prefetch) {
-    // Not past the end of this call's range: the lines there are another thread's. A select,
-    // not a branch: GCC drops a prefetch that a branch skips.
-    const std::int64_t ahead = i + FO_PREFETCH_AHEAD < n ? i + FO_PREFETCH_AHEAD : i;
-    (__builtin_prefetch(arrays + ahead, 0, 2), ...);
+inline void fo_prefetch(std::int64_t i, std::int64_t /*n*/, const Arrays*... arrays) {
+  // Only lanes whose line ahead lies inside the call's range prefetch (fo_for_lanes_with stops
+  // them FO_PREFETCH_AHEAD elements before its end: the lines past it are another thread's), so
+  // no address needs clamping: out of cache every instruction per vector costs bandwidth
+  // (benchmarks/RESULTS.md, section 1).
+  if constexpr (Lane::prefetch) (__builtin_prefetch(arrays + i + FO_PREFETCH_AHEAD, 0, 2), ...);
+}
+
+// The vectors of [i, end) in groups of kUnitEvery (see fo_for_lanes_with); returns where the
+// vectors stopped (fewer than a vector's width before end).
+template <class T, int kUnitEvery, class Unit, class Fma, class Body>
+inline std::int64_t fo_walk_vectors(std::int64_t i, std::int64_t end, const Body& body) {
+  constexpr std::int64_t kWidth = FoLanes<T>::width;
+  if constexpr (kUnitEvery == 1) {
+    for (; i + kWidth <= end; i += kWidth) body(Unit{}, i);
+  } else {
+    if constexpr (kUnitEvery > 1) {
+      for (; i + kUnitEvery * kWidth <= end; i += kUnitEvery * kWidth) {
+        body(Unit{}, i);
+        for (std::int64_t k = 1; k < kUnitEvery; ++k) body(Fma{}, i + k * kWidth);
+      }
+    }
+    for (; i + kWidth <= end; i += kWidth) body(Fma{}, i);
   }
+  return i;
 }
 
 // Runs body(FoLane<T, vector, on_unit, prefetch>{}, i) over [0, n): vectors of FoLanes<T>::width
@@ -88,25 +115,21 @@ inline void fo_prefetch(std::int64_t i, std::int64_t n, const Arrays*... arrays)
 // unit and the others on the FMA units (kUnitEvery 0: none on the unit; 1: all). The two give the
 // same bits, so the choice only balances the work between the units: all on the FMA units leaves
 // the divider idle while the FMA ports saturate (benchmarks/RESULTS.md, section 4). fo_for_lanes
-// picks the variant with software prefetch for long ranges (see fo_prefetch).
+// picks the variant with software prefetch for long ranges (see fo_prefetch): its vectors
+// prefetch up to FO_PREFETCH_AHEAD elements before the end, the last ones do not.
 template <class T, int kUnitEvery, bool kPrefetch, class Body, bool kEvery = false>
 inline void fo_for_lanes_with(std::int64_t n, const Body& body) {
   constexpr std::int64_t kWidth = FoLanes<T>::width;
-  using Unit = FoLane<T, true, true, kPrefetch, kEvery>;
-  using Fma = FoLane<T, true, false, kPrefetch>;
+  using Unit = FoLane<T, true, true, false, kEvery>;
+  using Fma = FoLane<T, true, false, false>;
   std::int64_t i = 0;
   if constexpr (kWidth > 1) {
-    if constexpr (kUnitEvery == 1) {
-      for (; i + kWidth <= n; i += kWidth) body(Unit{}, i);
-    } else {
-      if constexpr (kUnitEvery > 1) {
-        for (; i + kUnitEvery * kWidth <= n; i += kUnitEvery * kWidth) {
-          body(Unit{}, i);
-          for (std::int64_t k = 1; k < kUnitEvery; ++k) body(Fma{}, i + k * kWidth);
-        }
-      }
-      for (; i + kWidth <= n; i += kWidth) body(Fma{}, i);
+    if constexpr (kPrefetch) {
+      using UnitAhead = FoLane<T, true, true, true, kEvery>;
+      using FmaAhead = FoLane<T, true, false, true>;
+      i = fo_walk_vectors<T, kUnitEvery, UnitAhead, FmaAhead>(i, n - FO_PREFETCH_AHEAD, body);
     }
+    i = fo_walk_vectors<T, kUnitEvery, Unit, Fma>(i, n, body);
   }
   for (; i < n; ++i) body(FoLane<T, false, true>{}, i);
 }
@@ -121,7 +144,10 @@ inline void fo_for_lanes(std::int64_t n, const Body& body) {
   }
   if constexpr (FoLanes<T>::width > 1 && FO_PREFETCH_AHEAD > 0) {
     if (n >= FO_PREFETCH_MIN) {
-      fo_for_lanes_with<T, kUnitEvery, true>(n, body);
+      if constexpr (FO_LONG_RANGE_ON_UNIT && kUnitEvery != 0)
+        fo_for_lanes_with<T, 1, true, Body, true>(n, body);
+      else
+        fo_for_lanes_with<T, kUnitEvery, true>(n, body);
       return;
     }
   }
