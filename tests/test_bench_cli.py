@@ -150,50 +150,6 @@ def test_same_data_for_every_contender() -> None:
         assert all(not state.any() for states in a.states for state in states)
 
 
-def test_freed_memory_is_kept_outside_the_samples_only() -> None:
-    """Between samples glibc keeps what is freed (no mmap, no trim); while samples are taken
-    it maps allocations above 32 MiB afresh and trims the heap, as a default process does."""
-    calls: list[tuple[int, int]] = []
-    memory = bench.FreedMemory()
-    memory._mallopt = lambda option, value: calls.append((option, value)) or 1
-    memory._set(keep=True)
-    keep = list(calls)
-    assert dict(keep) == {bench.FreedMemory.M_MMAP_MAX: 0,
-                          bench.FreedMemory.M_TRIM_THRESHOLD: 2**31 - 1}  # fmt: skip
-    calls.clear()
-    order: list[str] = []
-
-    def step(k: int) -> None:
-        order.append("sampling" if calls and calls[-1][0] == bench.FreedMemory.M_MMAP_MAX
-                     and calls[-1][1] == bench.FreedMemory.MMAP_MAX_DEFAULT else "keep")  # fmt: skip
-
-    bench.time_interleaved({"a": step}, copies=2, repeat=4, sampling=memory.sampling)
-    # Warm-up (2 copies) and calibration (1 step) keep freed memory; the 4 samples do not.
-    assert order == ["keep"] * 3 + ["sampling"] * 4
-    assert dict(calls[:3]) == {
-        bench.FreedMemory.M_MMAP_THRESHOLD: 32 * 2**20,
-        bench.FreedMemory.M_TRIM_THRESHOLD: 64 * 2**20,
-        bench.FreedMemory.M_MMAP_MAX: 65536,
-    }
-    assert calls[3:] == keep  # kept again afterwards
-
-
-def test_only_the_command_changes_the_allocator(
-    capsys: pytest.CaptureFixture[str], small_machine: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    enabled: list[bool] = []
-    monkeypatch.setattr(bench.FREED_MEMORY, "enable", lambda: enabled.append(True) or True)
-    status, _, _ = run_main(
-        capsys, "--optimizers", "sgd", "--sizes", "300", "--repeat", "3",
-        "--contenders", "fusedoptim", "--threads", "1",
-    )  # fmt: skip
-    assert status == 0 and not enabled  # main(argv) from Python: the process's own allocator
-    monkeypatch.setattr(sys, "argv", ["fusedoptim-bench", "--optimizers", "sgd", "--sizes",
-                                      "300", "--repeat", "3", "--contenders", "fusedoptim",
-                                      "--threads", "1"])  # fmt: skip
-    assert bench.main() == 0 and enabled == [True]
-
-
 def test_pools_given_the_base_data_hold_the_same_values() -> None:
     """A run makes each case's base data once and hands it to every pool (the probe's, one
     tensor of all the elements, too): the values are those of a pool that makes its own, and

@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import datetime
 import gc
 import itertools
@@ -808,7 +807,6 @@ def time_interleaved(
     min_time: float = DEFAULT_MIN_TIME,
     warm_up: Mapping[str, int] | None = None,
     min_samples: int = MIN_REPEATS,
-    sampling: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
 ) -> dict[str, Timing]:
     """Time several contenders side by side, their samples interleaved.
 
@@ -829,8 +827,6 @@ def time_interleaved(
     ``warm_up`` limits the untimed first steps of the contenders it names to that many copies
     (default: every copy), for contenders that create no state and whose first step is like the
     others. Without ``repeat``, each contender takes at least ``min_samples`` samples.
-    ``sampling`` makes a context that holds while the samples are taken (after the warm-up and
-    calibration): see :class:`FreedMemory`.
 
     Example:
         >>> from fusedoptim.bench import time_interleaved
@@ -883,86 +879,21 @@ def time_interleaved(
             )
         rounds = max(wanted.values())
         orders = turn_orders(names)
-        with sampling() if sampling is not None else contextlib.nullcontext():
-            for r in range(rounds):
-                for name in orders[r % len(orders)]:
-                    if (r + 1) * wanted[name] // rounds == r * wanted[name] // rounds:
-                        continue  # not this contender's round
-                    step, batch, k = steps[name], number[name], position[name]
-                    start = clock()
-                    for _ in range(batch):
-                        step(k)
-                    samples[name].append((clock() - start) / batch)
-                    position[name] = (k + 1) % count[name]
+        for r in range(rounds):
+            for name in orders[r % len(orders)]:
+                if (r + 1) * wanted[name] // rounds == r * wanted[name] // rounds:
+                    continue  # not this contender's round
+                step, batch, k = steps[name], number[name], position[name]
+                start = clock()
+                for _ in range(batch):
+                    step(k)
+                samples[name].append((clock() - start) / batch)
+                position[name] = (k + 1) % count[name]
     finally:
         if gc_was_enabled:
             gc.enable()
     others = monitor.stop()
     return {name: Timing(samples[name], number[name], count[name], others) for name in names}
-
-
-class FreedMemory:
-    """Memory a case frees kept for the next case's setup, while the timed samples see glibc's
-    usual steady state (glibc only; elsewhere, and unless :meth:`enable` is called, nothing).
-
-    Every case makes fresh optimizers, and every layout fresh copies of the data: hundreds of
-    megabytes, first written in the untimed set-up and warm-up. With glibc's defaults each
-    allocation above 32 MiB is a fresh mapping, unmapped when freed, so the next case faults
-    every page in again: on this project's VM about 0.7 GB/s, some 10 seconds of a default run.
-    Outside the samples, glibc serves every allocation from its heap and keeps what is freed
-    (``M_MMAP_MAX`` 0, ``M_TRIM_THRESHOLD`` at its largest). While samples are taken
-    (:meth:`sampling`) it behaves as it does by default in a program that has run for a while:
-    allocations above 32 MiB (``DEFAULT_MMAP_THRESHOLD_MAX``, the highest its dynamic threshold
-    goes) mapped fresh each time, smaller ones from the heap, which is trimmed above 64 MiB
-    free. Only NumPy's steps and torch's for-loop steps allocate while timed (their
-    temporaries), so they pay what they pay in a default process. ``fusedoptim-bench`` as a
-    command enables it; :func:`main` called from Python leaves the process's allocator alone.
-    """
-
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
-    MMAP_THRESHOLD_MAX = 32 * 2**20
-    MMAP_MAX_DEFAULT = 65536
-
-    def __init__(self) -> None:
-        self._mallopt: Callable[[int, int], int] | None = None
-
-    def enable(self) -> bool:
-        """Start keeping freed memory; False where the C library is not glibc."""
-        if platform.libc_ver()[0] != "glibc":
-            return False
-        try:
-            self._mallopt = ctypes.CDLL(None).mallopt
-        except (OSError, AttributeError):
-            return False
-        self._set(keep=True)
-        return True
-
-    @property
-    def enabled(self) -> bool:
-        return self._mallopt is not None
-
-    def _set(self, keep: bool) -> None:
-        if self._mallopt is None:
-            return
-        if keep:
-            self._mallopt(self.M_MMAP_MAX, 0)
-            self._mallopt(self.M_TRIM_THRESHOLD, 2**31 - 1)
-        else:
-            self._mallopt(self.M_MMAP_THRESHOLD, self.MMAP_THRESHOLD_MAX)
-            self._mallopt(self.M_TRIM_THRESHOLD, 2 * self.MMAP_THRESHOLD_MAX)
-            self._mallopt(self.M_MMAP_MAX, self.MMAP_MAX_DEFAULT)
-
-    @contextlib.contextmanager
-    def sampling(self) -> Iterator[None]:
-        """glibc's steady-state defaults while the block runs, then keeping freed memory again."""
-        self._set(keep=False)
-        try:
-            yield
-        finally:
-            self._set(keep=True)
-
-
-FREED_MEMORY = FreedMemory()
 
 
 @dataclass
@@ -1354,8 +1285,7 @@ def _measure_group(
     warm_up = {"numpy": 1} if not config.first_step_differs else None
     side_by_side = count > 1 and "numpy" not in group  # out of cache
     return time_interleaved(steps, copies, settings.repeat, settings.min_time, warm_up,
-                            COLD_MIN_SAMPLES if side_by_side else MIN_REPEATS,
-                            FREED_MEMORY.sampling)  # fmt: skip
+                            COLD_MIN_SAMPLES if side_by_side else MIN_REPEATS)  # fmt: skip
 
 
 class RetryBudget:
@@ -2348,8 +2278,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    if argv is None:  # the command, a process of its own (see FreedMemory)
-        FREED_MEMORY.enable()
     settings, torch, notes = _parse_settings(parser, args)
     words = list(sys.argv[1:] if argv is None else argv)
     command = " ".join(["fusedoptim-bench", *words])
