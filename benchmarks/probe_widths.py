@@ -38,8 +38,8 @@ def widths(size: int, repeat: int, cache: int) -> None:
         "a += s*b (3 arrays)": lambda k: _core.stream_axpy(arrays[0][k][0], arrays[0][k][1], 1e-9)
     }
     for w in (1, 2, 3, 4):
-        steps[f"{w} written ({2 * w + 1} arrays)"] = (
-            lambda k, w=w: _core.stream_update(arrays[w][k][:w], arrays[w][k][w], 1e-9)
+        steps[f"{w} written ({2 * w + 1} arrays)"] = lambda k, w=w: _core.stream_update(
+            arrays[w][k][:w], arrays[w][k][w], 1e-9
         )
     timings = bench.time_interleaved(steps, count, repeat=repeat)
     for (name, timing), arrays_moved in zip(timings.items(), (3, 3, 5, 7, 9)):

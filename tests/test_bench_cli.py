@@ -150,6 +150,25 @@ def test_same_data_for_every_contender() -> None:
         assert all(not state.any() for states in a.states for state in states)
 
 
+def test_copies_without_reset_set_only_new_arrays() -> None:
+    """The probe's copies are not reset between cases (its traffic does not depend on the
+    values), but arrays it has not used before start from the base data and zeroed states."""
+    pool = bench.ArrayPool(bench.Layout(1, 8), np.float32)
+    first = pool.copies(2, 1, reset=False)
+    reference = bench.ArrayPool(bench.Layout(1, 8), np.float32).copies(2, 2)
+    np.testing.assert_array_equal(first[1].params[0], reference[1].params[0])
+    first[0].params[0][:] = 5
+    first[0].states[0][0][:] = 7
+    again = pool.copies(3, 2, reset=False)  # a third copy and a second state are new
+    assert np.all(again[0].params[0] == 5) and np.all(again[0].states[0][0] == 7)
+    np.testing.assert_array_equal(again[2].params[0], reference[0].params[0])
+    np.testing.assert_array_equal(again[2].grads[0], reference[0].grads[0])
+    assert not again[0].states[1][0].any() and not again[2].states[0][0].any()
+    reset = pool.copies(3, 2)  # the default resets everything
+    np.testing.assert_array_equal(reset[0].params[0], reference[0].params[0])
+    assert not reset[0].states[0][0].any()
+
+
 def test_pools_given_the_base_data_hold_the_same_values() -> None:
     """A run makes each case's base data once and hands it to every pool (the probe's, one
     tensor of all the elements, too): the values are those of a pool that makes its own, and

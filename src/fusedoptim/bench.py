@@ -497,6 +497,7 @@ class ArrayPool:
         self._base_params = np.split(params, layout.count)
         self._base_grads = np.split(grads, layout.count)
         self._arrays: dict[tuple[int, str], list[np.ndarray]] = {}
+        self._set: set[tuple[int, str]] = set()  # arrays holding values set by copies()
 
     def _tensors(self, copy: int, role: str) -> list[np.ndarray]:
         key = (copy, role)
@@ -506,26 +507,39 @@ class ArrayPool:
             ]
         return self._arrays[key]
 
-    def copies(self, count: int, states: int) -> list[ProblemCopy]:
-        """``count`` copies with ``states`` zeroed states per tensor, reset to the base data."""
+    def copies(self, count: int, states: int, reset: bool = True) -> list[ProblemCopy]:
+        """``count`` copies with ``states`` zeroed states per tensor, reset to the base data.
+
+        With ``reset=False`` only arrays allocated by this call are set (to the same values); the
+        others keep what earlier users left in them: for the bandwidth probe, whose traffic is
+        the same whatever the values, and whose updates (``+= 1e-9 * grad``) keep them finite.
+        """
         result = []
         for copy in range(count):
             params, grads = self._tensors(copy, "param"), self._tensors(copy, "grad")
             state_lists = [self._tensors(copy, f"state{slot}") for slot in range(states)]
             result.append(ProblemCopy(params, grads, state_lists))
-        # Resetting hundreds of megabytes is memory-bound: one copy per worker thread (NumPy
-        # releases the GIL while copying) does it in a fraction of one thread's time.
+        roles = ["param", "grad", *(f"state{slot}" for slot in range(states))]
+        work = [
+            (copy, role)
+            for copy in range(count)
+            for role in roles
+            if reset or (copy, role) not in self._set
+        ]
+        # Resetting hundreds of megabytes is memory-bound: one array list per worker thread
+        # (NumPy releases the GIL while copying) does it in a fraction of one thread's time.
         with ThreadPoolExecutor(max_workers=usable_cores()) as executor:
-            list(executor.map(self._reset, result))
+            list(executor.map(lambda key: self._reset(*key), work))
+        self._set.update(work)
         return result
 
-    def _reset(self, copy: ProblemCopy) -> None:
-        for param, grad, base_param, base_grad in zip(
-            copy.params, copy.grads, self._base_params, self._base_grads
-        ):
-            np.copyto(param, base_param)
-            np.copyto(grad, base_grad)
-        for tensors in copy.states:
+    def _reset(self, copy: int, role: str) -> None:
+        tensors = self._arrays[(copy, role)]
+        if role in ("param", "grad"):
+            base = self._base_params if role == "param" else self._base_grads
+            for tensor, values in zip(tensors, base):
+                np.copyto(tensor, values)
+        else:
             for tensor in tensors:
                 tensor.fill(0)
 
@@ -1272,7 +1286,8 @@ def _measure_group(
     }
     copies = dict.fromkeys(group, count)
     if probe_copies:
-        steps[PROBE] = probe_stepper(pools[PROBE].copies(probe_copies, config.states))
+        probe = pools[PROBE].copies(probe_copies, config.states, reset=False)  # any values do
+        steps[PROBE] = probe_stepper(probe)
         copies[PROBE] = probe_copies
     dtype = pools[group[0]].dtype
     if divider_threads and divider_ops(config, dtype) != (0, 0):
