@@ -2061,7 +2061,7 @@ def write_plot(report: Report, path: str | os.PathLike[str]) -> None:
                 axes.plot(
                     [min(cold_sizes), max(cold_sizes)], [floor, floor],
                     style if style != "-" else "--", color="black", linewidth=1,
-                    label=f"bandwidth limit{suffix} ({gbs:.0f} GB/s)",
+                    label=f"bandwidth limit{suffix} (own traffic's fastest probe)",
                 )  # fmt: skip
             rate = report.divider.get((threads, dtype, *divider_ops(OPTIMIZERS[name], dtype)))
             if rate is not None and sizes:
