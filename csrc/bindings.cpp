@@ -412,11 +412,14 @@ struct Launch {
 template <class T, class Spec>
 void run_launch(const Launch& launch, const Spec& spec) {
   const UpdateFn<T, decltype(spec.hyper)> fn = spec.kernel(kernels<T>());
+  std::int64_t total = 0;
+  for (const Extent& e : launch.extents) total += e.size;
+  const std::int64_t share = total / threads_for(total);  // as for_each_range splits the call
   py::gil_scoped_release release;
   for_each_range(launch.extents, sizeof(T), [&](std::size_t t, std::int64_t begin, std::int64_t end) {
     const auto& p = launch.pointers[t];
     const auto at = [begin](char* base) { return base != nullptr ? reinterpret_cast<T*>(base) + begin : nullptr; };
-    const TensorPointers<T> piece{at(p[0]), at(p[1]), at(p[2]), at(p[3]), at(p[4])};
+    const TensorPointers<T> piece{at(p[0]), at(p[1]), at(p[2]), at(p[3]), at(p[4]), share};
     fn(spec.hyper, launch.step_values[t], piece, end - begin);
   });
 }

@@ -190,6 +190,11 @@ def child_cases(default_case_for, every_option_case) -> list[dict[str, Any]]:
     names = ("sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw")
     chosen = [(default_case_for(name), {}) for name in names]
     chosen += [(case, {"sizes": [20_011, 33, 4099], "special": True}) for case in every_option_case]
+    # A call of many small tensors large enough (300,450 elements: 150,225 per thread on two
+    # threads) that the kernels take their long-range path on each 2,003-element piece.
+    chosen += [
+        (default_case_for(name), {"sizes": [2_003] * 150, "special": True}) for name in names
+    ]
     return [
         {
             "name": case.name,

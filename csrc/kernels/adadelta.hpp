@@ -40,7 +40,7 @@ void adadelta_update(const fusedoptim::AdadeltaHyper& h, std::int64_t /*step*/,
   const T* FO_RESTRICT g = t.grad;
   T* FO_RESTRICT square_avg = t.state0;
   T* FO_RESTRICT acc_delta = t.state1;
-  fo_for_lanes<T, FO_UNIT_EVERY_ADADELTA>(n, [&](auto lane, std::int64_t i) {
+  fo_for_lanes<T, FO_UNIT_EVERY_ADADELTA>(n, t.call_share, [&](auto lane, std::int64_t i) {
     using Lane = decltype(lane);
     fo_prefetch<Lane>(i, n, p, g, square_avg, acc_delta);
     adadelta_lanes<typename Lane::type, Lane::on_unit, Lane::every_root_on_unit, kWeightDecay>(

@@ -56,7 +56,7 @@ void adam_update(const fusedoptim::AdamHyper& h, std::int64_t step,
   T* FO_RESTRICT exp_avg = t.state0;
   T* FO_RESTRICT exp_avg_sq = t.state1;
   T* FO_RESTRICT max_exp_avg_sq = t.state2;
-  fo_for_lanes<T, FO_UNIT_EVERY_ADAM>(n, [&](auto lane, std::int64_t i) {
+  fo_for_lanes<T, FO_UNIT_EVERY_ADAM>(n, t.call_share, [&](auto lane, std::int64_t i) {
     using Lane = decltype(lane);
     if constexpr (kAmsgrad)
       fo_prefetch<Lane>(i, n, p, g, exp_avg, exp_avg_sq, max_exp_avg_sq);

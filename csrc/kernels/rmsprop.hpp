@@ -57,7 +57,7 @@ void rmsprop_update(const fusedoptim::RmspropHyper& h, std::int64_t /*step*/,
   T* FO_RESTRICT buf = t.state1;
   T* FO_RESTRICT grad_avg = t.state2;
   fo_for_lanes<T, kCentered ? FO_UNIT_EVERY_RMSPROP_CENTERED : FO_UNIT_EVERY_RMSPROP>(
-      n, [&](auto lane, std::int64_t i) {
+      n, t.call_share, [&](auto lane, std::int64_t i) {
         using Lane = decltype(lane);
         if constexpr (kMomentum && kCentered)
           fo_prefetch<Lane>(i, n, p, g, square_avg, buf, grad_avg);

@@ -40,7 +40,7 @@ void sgd_walk(const SgdScalars<T>& c, const fusedoptim::TensorPointers<T>& t, st
   T* FO_RESTRICT p = t.param;
   const T* FO_RESTRICT g = t.grad;
   T* FO_RESTRICT buf = t.state0;
-  fo_for_lanes<T, 0>(n, [&](auto lane, std::int64_t i) {
+  fo_for_lanes<T, 0>(n, t.call_share, [&](auto lane, std::int64_t i) {
     using Lane = decltype(lane);
     if constexpr (kMomentum)
       fo_prefetch<Lane>(i, n, p, g, buf);

@@ -58,6 +58,10 @@ struct TensorPointers {
   T* state0;
   T* state1;
   T* state2;
+  // Elements of the whole call per thread: a call this large streams its data from memory even
+  // where each of its tensors is small, so the kernels take their long-range path (see
+  // fo_for_lanes in kernels/lanes.hpp). 0: judge by the range alone.
+  std::int64_t call_share = 0;
 };
 
 // Kernel entry points: `step` is the 1-based number of the step being taken for this tensor.
