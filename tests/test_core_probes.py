@@ -14,6 +14,9 @@ DTYPES = [np.float32, np.float64]
 # Around the vector width and the kernels' per-thread share (2**14), so that tails and the
 # split between two threads are both exercised.
 SIZES = [0, 1, 7, 2**15 + 3]
+# stream_update also on a range long enough for the prefetching walk (FO_PREFETCH_MIN, 131,072
+# elements per thread, on two threads), which the benchmark's out-of-cache probes take.
+LONG = 2 * 131_072 + 1_003
 
 
 @pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
@@ -140,7 +143,7 @@ def test_stream_probe_refuses_bad_input_and_changes_nothing(
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("n", [*SIZES, LONG])
 @pytest.mark.parametrize("written", [1, 2, 3, 4])
 def test_stream_update_adds_to_every_written_array(
     threads: int, dtype: type, n: int, written: int

@@ -195,6 +195,10 @@ def child_cases(default_case_for, every_option_case) -> list[dict[str, Any]]:
     chosen += [
         (default_case_for(name), {"sizes": [2_003] * 150, "special": True}) for name in names
     ]
+    # One range long enough on its own (150,001 elements per thread on two threads).
+    chosen += [
+        (default_case_for(name), {"sizes": [33, 300_001], "special": True}) for name in names
+    ]
     return [
         {
             "name": case.name,

@@ -31,12 +31,13 @@ How the timing is kept honest:
 * **The bandwidth is measured, not quoted.** Each out-of-cache case is held to the bandwidth of
   its own traffic, timed alongside it: ``_core.stream_update`` reads and writes the same arrays
   as the update (the parameter and each state ``+= s * gradient``, e.g. 7 arrays' bytes for
-  Adam), with the least arithmetic. The pattern matters: on this project's machine 7 and 9
-  arrays stream 10% to 25% faster than 3 (benchmarks/RESULTS.md), so one probe for all would
-  flatter the wider updates. Before and after the cases, ``_core.stream_axpy`` (``a += s * b``,
-  3 arrays) over arrays twice the last-level cache, with the run's thread count, is reported
-  as the machine's in-place bandwidth (the in-cache cases' '% of bw' uses it), with
-  ``_core.stream_triad`` beside it (its store first reads the destination into cache, so it
+  Adam), with the least arithmetic. The pattern matters: on this project's machine 5, 7 and 9
+  arrays stream 11% to 24% faster than 3 walked the same way, and the kernels' walk
+  (software prefetch) adds 6% to 13% over a plain ``a += s * b`` (benchmarks/RESULTS.md), so
+  one probe for all would flatter the wider updates. Before and after the cases,
+  ``_core.stream_axpy`` (``a += s * b``, 3 arrays) over arrays twice the last-level cache,
+  with the run's thread count, is reported as the machine's in-place bandwidth (the in-cache
+  cases' '% of bw' uses it), with ``_core.stream_triad`` beside it (its store first reads the destination into cache, so it
   moves 4 arrays' bytes where STREAM counts 3, which makes it the slower probe).
 * **So is the compute limit.** In cache, AdaGrad, RMSprop, AdaDelta and Adam wait on the CPU's
   square-root and division units, not on memory. ``_core.divider_probe`` issues the same
@@ -2061,7 +2062,8 @@ def write_plot(report: Report, path: str | os.PathLike[str]) -> None:
                 axes.plot(
                     [min(cold_sizes), max(cold_sizes)], [floor, floor],
                     style if style != "-" else "--", color="black", linewidth=1,
-                    label=f"bandwidth limit{suffix} (own traffic's fastest probe)",
+                    label=f"bandwidth limit{suffix} "
+                    + ("(own traffic)" if probes else f"(a += s*b, {gbs:.0f} GB/s)"),
                 )  # fmt: skip
             rate = report.divider.get((threads, dtype, *divider_ops(OPTIMIZERS[name], dtype)))
             if rate is not None and sizes:
