@@ -37,8 +37,9 @@ How the timing is kept honest:
   one probe for all would flatter the wider updates. Before and after the cases,
   ``_core.stream_axpy`` (``a += s * b``, 3 arrays) over arrays twice the last-level cache,
   with the run's thread count, is reported as the machine's in-place bandwidth (the in-cache
-  cases' '% of bw' uses it), with ``_core.stream_triad`` beside it (its store first reads the destination into cache, so it
-  moves 4 arrays' bytes where STREAM counts 3, which makes it the slower probe).
+  cases' '% of bw' uses it), with ``_core.stream_triad`` beside it (its store first reads the
+  destination into cache, so it moves 4 arrays' bytes where STREAM counts 3, which makes it
+  the slower probe).
 * **So is the compute limit.** In cache, AdaGrad, RMSprop, AdaDelta and Adam wait on the CPU's
   square-root and division units, not on memory. ``_core.divider_probe`` issues the same
   correctly rounded square roots and divisions per element as the update (and nothing else) on
