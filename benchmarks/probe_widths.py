@@ -28,20 +28,25 @@ from fusedoptim import _core, bench
 
 
 def widths(size: int, repeat: int, cache: int) -> None:
-    count = bench._copies_out_of_cache(5, size, np.float32, cache)
-    # w written arrays and one read (w = 0: a += s*b's two arrays)
-    arrays = {
-        w: [[np.ones(size, np.float32) for _ in range(max(w, 1) + 1)] for _ in range(count)]
+    # w written arrays and one read (w = 0: a += s*b's two arrays), each pattern cycling through
+    # enough copies of its own arrays to leave the cache between two uses of one copy
+    counts = {
+        w: bench._copies_out_of_cache(max(w, 1) + 1, size, np.float32, cache)
         for w in (0, 1, 2, 3, 4)
+    }
+    arrays = {
+        w: [[np.ones(size, np.float32) for _ in range(max(w, 1) + 1)] for _ in range(counts[w])]
+        for w in counts
     }
     steps = {
         "a += s*b (3 arrays)": lambda k: _core.stream_axpy(arrays[0][k][0], arrays[0][k][1], 1e-9)
     }
+    copies = {"a += s*b (3 arrays)": counts[0]}
     for w in (1, 2, 3, 4):
-        steps[f"{w} written ({2 * w + 1} arrays)"] = lambda k, w=w: _core.stream_update(
-            arrays[w][k][:w], arrays[w][k][w], 1e-9
-        )
-    timings = bench.time_interleaved(steps, count, repeat=repeat)
+        name = f"{w} written ({2 * w + 1} arrays)"
+        steps[name] = lambda k, w=w: _core.stream_update(arrays[w][k][:w], arrays[w][k][w], 1e-9)
+        copies[name] = counts[w]
+    timings = bench.time_interleaved(steps, copies, repeat=repeat)
     for (name, timing), arrays_moved in zip(timings.items(), (3, 3, 5, 7, 9)):
         gbs = arrays_moved * 4 * size / timing.median / 1e9
         print(f"  {name:22s} {gbs:6.1f} GB/s")

@@ -32,8 +32,8 @@ How the timing is kept honest:
   its own traffic, timed alongside it: ``_core.stream_update`` reads and writes the same arrays
   as the update (the parameter and each state ``+= s * gradient``, e.g. 7 arrays' bytes for
   Adam), with the least arithmetic. The pattern matters: on this project's machine 5, 7 and 9
-  arrays stream 11% to 24% faster than 3 walked the same way, and the kernels' walk
-  (software prefetch) adds 6% to 13% over a plain ``a += s * b`` (benchmarks/RESULTS.md), so
+  arrays stream 8% to 24% faster than 3 walked the same way, and the kernels' walk
+  (software prefetch) adds 6% to 15% over a plain ``a += s * b`` (benchmarks/RESULTS.md), so
   one probe for all would flatter the wider updates. Before and after the cases,
   ``_core.stream_axpy`` (``a += s * b``, 3 arrays) over arrays twice the last-level cache,
   with the run's thread count, is reported as the machine's in-place bandwidth (the in-cache
