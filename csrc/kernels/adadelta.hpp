@@ -42,7 +42,7 @@ void adadelta_update(const fusedoptim::AdadeltaHyper& h, std::int64_t /*step*/,
   T* FO_RESTRICT acc_delta = t.state1;
   fo_for_lanes<T, FO_UNIT_EVERY_ADADELTA>(n, t.call_share, [&](auto lane, std::int64_t i) {
     using Lane = decltype(lane);
-    fo_prefetch<Lane>(i, n, p, g, square_avg, acc_delta);
+    fo_prefetch<Lane>(i, p, g, square_avg, acc_delta);
     adadelta_lanes<typename Lane::type, Lane::on_unit, Lane::every_root_on_unit, kWeightDecay>(
         c, p, g, square_avg, acc_delta, i);
   });

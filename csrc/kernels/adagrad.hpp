@@ -35,7 +35,7 @@ void adagrad_update(const fusedoptim::AdagradHyper& h, std::int64_t step,
   T* FO_RESTRICT sum = t.state0;
   fo_for_lanes<T, FO_UNIT_EVERY_ADAGRAD>(n, t.call_share, [&](auto lane, std::int64_t i) {
     using Lane = decltype(lane);
-    fo_prefetch<Lane>(i, n, p, g, sum);
+    fo_prefetch<Lane>(i, p, g, sum);
     adagrad_lanes<typename Lane::type, Lane::on_unit, kWeightDecay>(c, p, g, sum, i);
   });
 }

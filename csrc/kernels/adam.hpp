@@ -59,9 +59,9 @@ void adam_update(const fusedoptim::AdamHyper& h, std::int64_t step,
   fo_for_lanes<T, FO_UNIT_EVERY_ADAM>(n, t.call_share, [&](auto lane, std::int64_t i) {
     using Lane = decltype(lane);
     if constexpr (kAmsgrad)
-      fo_prefetch<Lane>(i, n, p, g, exp_avg, exp_avg_sq, max_exp_avg_sq);
+      fo_prefetch<Lane>(i, p, g, exp_avg, exp_avg_sq, max_exp_avg_sq);
     else
-      fo_prefetch<Lane>(i, n, p, g, exp_avg, exp_avg_sq);
+      fo_prefetch<Lane>(i, p, g, exp_avg, exp_avg_sq);
     adam_lanes<typename Lane::type, Lane::on_unit, kDecay, kAmsgrad>(c, p, g, exp_avg, exp_avg_sq,
                                                                    max_exp_avg_sq, i);
   });

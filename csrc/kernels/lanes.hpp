@@ -43,7 +43,6 @@ inline L fo_sqrt_on(L x) {
 template <class T, bool kVector, bool kOnUnit, bool kPrefetch = false, bool kEvery = false>
 struct FoLane {
   using type = T;
-  static constexpr bool vector = false;
   static constexpr bool on_unit = kOnUnit;
   static constexpr bool every_root_on_unit = true;
   static constexpr bool prefetch = false;
@@ -51,7 +50,6 @@ struct FoLane {
 template <class T, bool kOnUnit, bool kPrefetch, bool kEvery>
 struct FoLane<T, true, kOnUnit, kPrefetch, kEvery> {
   using type = typename FoLanes<T>::type;
-  static constexpr bool vector = true;
   static constexpr bool on_unit = kOnUnit;
   static constexpr bool every_root_on_unit = kEvery;
   static constexpr bool prefetch = kPrefetch;
@@ -82,7 +80,7 @@ struct FoLane<T, true, kOnUnit, kPrefetch, kEvery> {
 #define FO_PREFETCH_MIN 131072
 #endif
 template <class Lane, class... Arrays>
-inline void fo_prefetch(std::int64_t i, std::int64_t /*n*/, const Arrays*... arrays) {
+inline void fo_prefetch(std::int64_t i, const Arrays*... arrays) {
   // Only lanes whose line ahead lies inside the call's range prefetch (fo_for_lanes_with stops
   // them FO_PREFETCH_AHEAD elements before its end: the lines past it are another thread's), so
   // no address needs clamping: out of cache every instruction per vector costs bandwidth
@@ -109,7 +107,7 @@ inline std::int64_t fo_walk_vectors(std::int64_t i, std::int64_t end, const Body
   return i;
 }
 
-// Runs body(FoLane<T, vector, on_unit, prefetch>{}, i) over [0, n): vectors of FoLanes<T>::width
+// Runs body(FoLane<T, kVector, on_unit, prefetch>{}, i) over [0, n): vectors of FoLanes<T>::width
 // elements over the bulk, single elements over the rest. Where the object has vector lanes, one
 // vector in every kUnitEvery (the first of each group) takes its square root on the square-root
 // unit and the others on the FMA units (kUnitEvery 0: none on the unit; 1: all). The two give the

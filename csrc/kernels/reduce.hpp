@@ -119,10 +119,10 @@ void stream_update(T* const* w, const T* FO_RESTRICT g, double s, std::int64_t n
   fo_for_lanes<T, 0>(n, [&](auto lane, std::int64_t i) {
     using Lane = decltype(lane);
     using L = typename Lane::type;
-    if constexpr (kWritten == 1) fo_prefetch<Lane>(i, n, g, w0);
-    if constexpr (kWritten == 2) fo_prefetch<Lane>(i, n, g, w0, w1);
-    if constexpr (kWritten == 3) fo_prefetch<Lane>(i, n, g, w0, w1, w2);
-    if constexpr (kWritten == 4) fo_prefetch<Lane>(i, n, g, w0, w1, w2, w3);
+    if constexpr (kWritten == 1) fo_prefetch<Lane>(i, g, w0);
+    if constexpr (kWritten == 2) fo_prefetch<Lane>(i, g, w0, w1);
+    if constexpr (kWritten == 3) fo_prefetch<Lane>(i, g, w0, w1, w2);
+    if constexpr (kWritten == 4) fo_prefetch<Lane>(i, g, w0, w1, w2, w3);
     const L x = scalar * fo_load<L>(g + i);
     fo_store(w0 + i, fo_load<L>(w0 + i) + x);
     if constexpr (kWritten > 1) fo_store(w1 + i, fo_load<L>(w1 + i) + x);

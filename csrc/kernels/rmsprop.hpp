@@ -60,13 +60,13 @@ void rmsprop_update(const fusedoptim::RmspropHyper& h, std::int64_t /*step*/,
       n, t.call_share, [&](auto lane, std::int64_t i) {
         using Lane = decltype(lane);
         if constexpr (kMomentum && kCentered)
-          fo_prefetch<Lane>(i, n, p, g, square_avg, buf, grad_avg);
+          fo_prefetch<Lane>(i, p, g, square_avg, buf, grad_avg);
         else if constexpr (kMomentum)
-          fo_prefetch<Lane>(i, n, p, g, square_avg, buf);
+          fo_prefetch<Lane>(i, p, g, square_avg, buf);
         else if constexpr (kCentered)
-          fo_prefetch<Lane>(i, n, p, g, square_avg, grad_avg);
+          fo_prefetch<Lane>(i, p, g, square_avg, grad_avg);
         else
-          fo_prefetch<Lane>(i, n, p, g, square_avg);
+          fo_prefetch<Lane>(i, p, g, square_avg);
         rmsprop_lanes<typename Lane::type, Lane::on_unit, kWeightDecay, kMomentum, kCentered>(
             c, p, g, square_avg, buf, grad_avg, i);
       });

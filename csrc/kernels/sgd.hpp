@@ -43,9 +43,9 @@ void sgd_walk(const SgdScalars<T>& c, const fusedoptim::TensorPointers<T>& t, st
   fo_for_lanes<T, 0>(n, t.call_share, [&](auto lane, std::int64_t i) {
     using Lane = decltype(lane);
     if constexpr (kMomentum)
-      fo_prefetch<Lane>(i, n, p, g, buf);
+      fo_prefetch<Lane>(i, p, g, buf);
     else
-      fo_prefetch<Lane>(i, n, p, g);
+      fo_prefetch<Lane>(i, p, g);
     sgd_lanes<typename Lane::type, kWeightDecay, kMomentum, kNesterov, kFirst>(c, p, g, buf, i);
   });
 }
