@@ -4,6 +4,8 @@
 #include "fusedoptim/kernels.hpp"
 
 #if defined(FUSEDOPTIM_HAVE_X86_VARIANTS)
+#include <immintrin.h>
+#define FUSEDOPTIM_AVX2_LANES 1
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #else

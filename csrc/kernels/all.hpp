@@ -3,6 +3,9 @@
 #if defined(FUSEDOPTIM_AVX512_LANES)
 #include "sqrt_avx512.hpp"
 #endif
+#if defined(FUSEDOPTIM_AVX512_LANES) || defined(FUSEDOPTIM_AVX2_LANES)
+#include "vectors_x86.hpp"
+#endif
 #include "lanes.hpp"
 #include "sgd.hpp"
 #include "adagrad.hpp"

@@ -3,13 +3,14 @@
 // target instruction set, so they must not include any header themselves: everything they use is
 // a compiler builtin or comes from fusedoptim/kernels.hpp, included before the switch.
 //
-// Lanes: the kernels with a square root (AdaGrad, RMSprop, AdaDelta, Adam) write their per-element
-// math once, as a function template over the lane type L: T for one element, or FoLanes<T>::type, a
-// vector of FoLanes<T>::width elements, where the object defines one (the AVX-512 object, for
-// float32: sqrt_avx512.hpp, whose square root runs on the FMA units). The kernel runs the vector
-// lanes over the bulk of its range and single elements over the rest (fo_for_lanes, lanes.hpp);
-// elsewhere it runs single elements only, and the compiler vectorises that loop. fo_load and
-// fo_store move one lane.
+// Lanes: the update kernels write their per-element math once, as a function template over the
+// lane type L: T for one element, or FoLanes<T>::type, a vector of FoLanes<T>::width elements,
+// where the object defines one (the AVX-512 object: float32 in sqrt_avx512.hpp, whose square root
+// runs on the FMA units, and float64 in vectors_x86.hpp; the AVX2 object: both types, in
+// vectors_x86.hpp). The kernel runs the vector lanes over the bulk of its range and single
+// elements over the rest (fo_for_lanes, lanes.hpp), with software prefetch on long ranges;
+// elsewhere (the baseline object) it runs single elements only, and the compiler vectorises that
+// loop. fo_load and fo_store move one lane.
 //
 // Bitwise reproducibility: the build compiles with -ffp-contract=off, so the vectorised body, the
 // scalar tail and every instruction-set variant perform the same IEEE operations in the same order
@@ -25,6 +26,8 @@
 template <class T>
 struct FoLanes {
   static constexpr int width = 1;
+  // Whether the vector lanes compute square roots on the FMA units (AVX-512 float32 only).
+  static constexpr bool software_sqrt = false;
   using type = T;
   // Whether the vector lanes' own square root (if any) gives the hardware's bits in the current
   // floating-point mode; the scalar lanes always use the hardware instruction.

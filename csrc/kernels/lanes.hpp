@@ -1,10 +1,10 @@
 // How the kernels with a square root walk their range (fo_for_lanes) and which square root each
 // group of lanes takes (fo_sqrt_on). Included by all.hpp after the object's vector lanes
-// (sqrt_avx512.hpp), whose fo_sqrt overloads the templates below must see.
+// (sqrt_avx512.hpp, vectors_x86.hpp), whose fo_sqrt overloads the templates below must see.
 
 // One vector in every FO_UNIT_EVERY_<KERNEL> takes its square root on the square-root unit (0:
-// none, 1: all), the others on the FMA units; see fo_for_lanes. Only objects with vector lanes
-// (AVX-512 float32) tell the two apart. AdaDelta takes the root of its denominator on the unit
+// none, 1: all), the others on the FMA units; see fo_for_lanes. Only the lanes with a software
+// square root (AVX-512 float32) tell the two apart; the others take the unit's for both. AdaDelta takes the root of its denominator on the unit
 // and its numerator's on the FMA units in every vector. The values were chosen on this project's
 // benchmark machine with benchmarks/ab_core.py, in cache on 2 threads (benchmarks/RESULTS.md,
 // section 4); another CPU may balance its units differently: build with, e.g.,
@@ -108,8 +108,8 @@ inline std::int64_t fo_walk_vectors(std::int64_t i, std::int64_t end, const Body
 }
 
 // Runs body(FoLane<T, kVector, on_unit, prefetch>{}, i) over [0, n): vectors of FoLanes<T>::width
-// elements over the bulk, single elements over the rest. Where the object has vector lanes, one
-// vector in every kUnitEvery (the first of each group) takes its square root on the square-root
+// elements over the bulk, single elements over the rest. Where the lanes have a software square
+// root, one vector in every kUnitEvery (the first of each group) takes its square root on the square-root
 // unit and the others on the FMA units (kUnitEvery 0: none on the unit; 1: all). The two give the
 // same bits, so the choice only balances the work between the units: all on the FMA units leaves
 // the divider idle while the FMA ports saturate (benchmarks/RESULTS.md, section 4). fo_for_lanes

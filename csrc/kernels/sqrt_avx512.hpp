@@ -34,6 +34,7 @@
 template <>
 struct FoLanes<float> {
   static constexpr int width = 16;
+  static constexpr bool software_sqrt = true;
   using type = __m512;
   // The sequence below rounds once, to nearest: only in round-to-nearest mode (MXCSR rounding
   // bits 00, the default) does it give vsqrtps's bits. Under another rounding mode (the worker

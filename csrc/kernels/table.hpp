@@ -36,7 +36,7 @@ void fill_table(fusedoptim::KernelTable<T>& k) {
   k.map[static_cast<int>(fusedoptim::MapKind::Scale)] = &map_scale<T>;
   k.map[static_cast<int>(fusedoptim::MapKind::Clamp)] = &map_clamp<T>;
   k.map[static_cast<int>(fusedoptim::MapKind::Sqrt)] = &map_sqrt<T>;
-  k.sqrt_on_fma_units = FoLanes<T>::width > 1;
+  k.sqrt_on_fma_units = FoLanes<T>::software_sqrt;
   k.triad = &stream_triad<T>;
   k.axpy = &stream_axpy<T>;
   k.stream_update[0] = &stream_update<T, 1>;
