@@ -14,6 +14,9 @@ bandwidth. Used to choose how long ranges take their square roots (``FO_LONG_RAN
     cp src/fusedoptim/_core*.so /tmp/split.so
     python benchmarks/ab_cold.py /tmp/default.so /tmp/split.so --size 1e7 --repeat 30
 
+Another instruction set for every build: ``FUSEDOPTIM_ISA=avx2 python benchmarks/ab_cold.py ...``
+(each build reads it when loaded); float64 with ``--dtype float64``.
+
 A measurement script: it asserts nothing and prints the figures.
 """
 
@@ -55,9 +58,11 @@ def main() -> None:
     parser.add_argument("--size", type=float, default=1e7)
     parser.add_argument("--repeat", type=int, default=30, help="samples per contender")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--only", default="", help="comma-separated cases (default: all)")
     args = parser.parse_args()
     n = int(args.size)
+    dtype = np.dtype(args.dtype).type
     modules = [load(path, f"build{k}") for k, path in enumerate(args.builds)]
     for module in modules:
         module.set_num_threads(args.threads)
@@ -68,12 +73,12 @@ def main() -> None:
     for name, (states, config, update) in CASES.items():
         if only and name not in only:
             continue
-        copies = bench._copies_out_of_cache(2 + states, n, np.float32, cache)
+        copies = bench._copies_out_of_cache(2 + states, n, dtype, cache)
 
         def data(states: int = states, copies: int = copies) -> list[Any]:
-            return [([rng.standard_normal(n).astype(np.float32)],
-                     [rng.standard_normal(n).astype(np.float32)],
-                     [[np.full(n, 0.5, np.float32)] for _ in range(states)])
+            return [([rng.standard_normal(n).astype(dtype)],
+                     [rng.standard_normal(n).astype(dtype)],
+                     [[np.full(n, 0.5, dtype)] for _ in range(states)])
                     for _ in range(copies)]  # fmt: skip
 
         arrays = [data() for _ in range(len(modules) + 1)]
@@ -99,7 +104,7 @@ def main() -> None:
                 if r:
                     times[j].append(time.perf_counter() - start)
         medians = [statistics.median(t) for t in times]
-        moved = bench.bytes_per_element(config, np.float32) * n
+        moved = bench.bytes_per_element(config, dtype) * n
         print(f"{name:12s} {n:.0e}: " + "  ".join(
             f"{label} {moved / m / 1e9:5.1f} GB/s ({medians[-1] / m:.3f})"
             for label, m in zip(labels, medians)), flush=True)  # fmt: skip
