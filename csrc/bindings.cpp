@@ -882,14 +882,15 @@ double grad_norm(py::handle grads, double norm_type) {
   const int k = static_cast<int>(kind);
   {
     py::gil_scoped_release release;
+    const int threads = threads_for(total);
+    const std::int64_t share = total / threads;  // long calls prefetch (kernels/reduce.hpp)
     auto reduce_block = [&](std::size_t b) {
       const Block& block = blocks[b];
       const py::array& a = plan.arrays[block.array];
       partial[b] = is_float[block.array]
-                       ? kernels<float>().norm[k](data_of<float>(a) + block.begin, block.size, norm_type)
-                       : kernels<double>().norm[k](data_of<double>(a) + block.begin, block.size, norm_type);
+                       ? kernels<float>().norm[k](data_of<float>(a) + block.begin, block.size, norm_type, share)
+                       : kernels<double>().norm[k](data_of<double>(a) + block.begin, block.size, norm_type, share);
     };
-    const int threads = threads_for(total);
 #if defined(_OPENMP)
     if (threads > 1) {
       const std::int64_t count = static_cast<std::int64_t>(blocks.size());

@@ -94,6 +94,56 @@ def test_clip_grad_norm_is_the_same_for_any_thread_count() -> None:
     assert norms[0] == pytest.approx(expected, rel=1e-12)
 
 
+def _norm_in_lane_order(arrays: list[np.ndarray], norm_type: float) -> float:
+    """The norm summed in the order ``_core.grad_norm`` documents (kernels/reduce.hpp): each
+    array cut into blocks of 32,768 elements; in each block, lane j (of 16) adds elements j,
+    j + 16, ... in turn, the lanes are added in a fixed tree (8, 4, 2, 1) and the blocks' sums in
+    order; everything in float64."""
+    partials = []
+    for array in arrays:
+        x = array.astype(np.float64)
+        for begin in range(0, x.size, 32_768):
+            block = x[begin : begin + 32_768]
+            term = block * block if norm_type == 2.0 else np.abs(block)
+            whole = term.size // 16 * 16
+            acc = np.zeros(16)
+            if whole:
+                acc = np.add.accumulate(term[:whole].reshape(-1, 16), axis=0)[-1]  # in order
+            acc[: term.size - whole] = acc[: term.size - whole] + term[whole:]
+            for width in (8, 4, 2, 1):
+                acc[:width] = acc[:width] + acc[width : 2 * width]
+            partials.append(acc[0])
+    total = 0.0
+    for value in partials:
+        total = total + value
+    return math.sqrt(total) if norm_type == 2.0 else total
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("norm_type", [1.0, 2.0, math.inf])
+def test_grad_norm_bits_with_and_without_prefetch(dtype: Any, norm_type: float) -> None:
+    # 200,023 elements: on one thread the call is long enough for the blocks' software prefetch
+    # (131,072 elements or more per thread), on two it is not; both give the documented order's
+    # bits (the inf-norm, a maximum, has no order to get wrong: it must equal NumPy's).
+    rng = np.random.default_rng(3)
+    # Magnitudes over 12 decades, so that a sum in another order rounds differently.
+    grads = [
+        (rng.standard_normal(n) * 10.0 ** rng.uniform(-6, 6, n)).astype(dtype)
+        for n in (196_613, 3_391, 19)
+    ]
+    if norm_type == math.inf:
+        expected = float(max(np.abs(g).max() for g in grads))
+    else:
+        expected = _norm_in_lane_order(grads, norm_type)
+    threads = fusedoptim.get_num_threads()
+    try:
+        for count in (1, 2):
+            fusedoptim.set_num_threads(count)
+            assert fusedoptim._core.grad_norm(grads, norm_type) == expected, count
+    finally:
+        fusedoptim.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 def test_nonfinite_norm(bad: float) -> None:
     torch = pytest.importorskip("torch")

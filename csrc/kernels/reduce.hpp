@@ -13,50 +13,62 @@ inline double fo_combine_lanes(double* acc) {
   return acc[0];
 }
 
-template <class T>
-double norm_sum_squares(const T* FO_RESTRICT x, std::int64_t n, double /*p*/) {
-  double acc[kLanes] = {};
-  std::int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) {
-      const double v = static_cast<double>(x[i + j]);
-      acc[j] = acc[j] + v * v;
-    }
-  for (int j = 0; i + j < n; ++j) {
-    const double v = static_cast<double>(x[i + j]);
-    acc[j] = acc[j] + v * v;
+// Out of cache a norm is one read stream, and the hardware prefetchers alone kept it at 14 to 15
+// GB/s on this project's machine (2 threads, 1e7 float32), well below what the update kernels
+// stream: where a call is long (as for the kernels, FO_PREFETCH_MIN elements or more per thread;
+// norm_walk), each group of kLanes elements also asks for the lines kNormPrefetchAhead elements
+// ahead, which took it to 23 to 25 GB/s (benchmarks/RESULTS.md, section 1). In cache that only
+// costs issue slots. Lines past the block's end are the next block's, usually this thread's next
+// (the blocks are split statically), or past the array, which a prefetch may name without fault.
+// The sums are the same either way.
+constexpr std::int64_t kNormPrefetchAhead = 1024;
+
+template <class T, bool kPrefetch>
+inline void fo_prefetch_norm(const T* x) {
+  if constexpr (kPrefetch) {
+    constexpr int kLine = 64 / static_cast<int>(sizeof(T));
+    for (int k = 0; k < kLanes; k += kLine) __builtin_prefetch(x + kNormPrefetchAhead + k, 0, 2);
   }
-  return fo_combine_lanes(acc);
 }
 
-template <class T>
-double norm_sum_abs(const T* FO_RESTRICT x, std::int64_t n, double /*p*/) {
-  double acc[kLanes] = {};
-  std::int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) acc[j] = acc[j] + __builtin_fabs(static_cast<double>(x[i + j]));
-  for (int j = 0; i + j < n; ++j) acc[j] = acc[j] + __builtin_fabs(static_cast<double>(x[i + j]));
-  return fo_combine_lanes(acc);
+// One element's contribution to lane acc: x^2 and |x| summed, |x| maxed (NaN anywhere gives NaN,
+// as torch's inf-norm does).
+template <fusedoptim::NormKind kKind>
+inline double fo_norm_step(double acc, double v) {
+  if constexpr (kKind == fusedoptim::NormKind::Two)
+    return acc + v * v;
+  else if constexpr (kKind == fusedoptim::NormKind::One)
+    return acc + __builtin_fabs(v);
+  else
+    return fo_nan_max(acc, __builtin_fabs(v));
 }
 
-// Largest |x|; NaN anywhere gives NaN, as torch's inf-norm does.
-template <class T>
-double norm_max_abs(const T* FO_RESTRICT x, std::int64_t n, double /*p*/) {
+// The 2-, 1- and inf-norm's value over one block: sum x^2, sum |x| or max |x|.
+template <class T, fusedoptim::NormKind kKind, bool kPrefetch>
+double norm_block(const T* FO_RESTRICT x, std::int64_t n) {
   double acc[kLanes] = {};
   std::int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j)
-      acc[j] = fo_nan_max(acc[j], __builtin_fabs(static_cast<double>(x[i + j])));
-  for (int j = 0; i + j < n; ++j)
-    acc[j] = fo_nan_max(acc[j], __builtin_fabs(static_cast<double>(x[i + j])));
+  for (; i + kLanes <= n; i += kLanes) {
+    fo_prefetch_norm<T, kPrefetch>(x + i);
+    for (int j = 0; j < kLanes; ++j) acc[j] = fo_norm_step<kKind>(acc[j], static_cast<double>(x[i + j]));
+  }
+  for (int j = 0; i + j < n; ++j) acc[j] = fo_norm_step<kKind>(acc[j], static_cast<double>(x[i + j]));
+  if constexpr (kKind != fusedoptim::NormKind::Inf) return fo_combine_lanes(acc);
   for (int width = kLanes / 2; width > 0; width /= 2)
     for (int j = 0; j < width; ++j) acc[j] = fo_nan_max(acc[j], acc[j + width]);
   return acc[0];
 }
 
-// sum |x|^p for a general p (slow path: one pow per element).
+// norm_block with the software prefetch where the call is long (see kNormPrefetchAhead).
+template <class T, fusedoptim::NormKind kKind>
+double norm_walk(const T* x, std::int64_t n, double /*p*/, std::int64_t call_share) {
+  if (call_share >= FO_PREFETCH_MIN) return norm_block<T, kKind, true>(x, n);
+  return norm_block<T, kKind, false>(x, n);
+}
+
+// sum |x|^p for a general p (slow path: one pow per element, so no prefetch).
 template <class T>
-double norm_sum_pow(const T* FO_RESTRICT x, std::int64_t n, double p) {
+double norm_sum_pow(const T* FO_RESTRICT x, std::int64_t n, double p, std::int64_t /*call_share*/) {
   double acc[kLanes] = {};
   std::int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)

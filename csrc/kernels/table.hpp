@@ -29,9 +29,9 @@ void fill_table(fusedoptim::KernelTable<T>& k) {
   k.adam[1][1] = &adam_update<T, WeightDecay::L2, true>;
   k.adam[2][0] = &adam_update<T, WeightDecay::Decoupled, false>;
   k.adam[2][1] = &adam_update<T, WeightDecay::Decoupled, true>;
-  k.norm[static_cast<int>(fusedoptim::NormKind::Two)] = &norm_sum_squares<T>;
-  k.norm[static_cast<int>(fusedoptim::NormKind::One)] = &norm_sum_abs<T>;
-  k.norm[static_cast<int>(fusedoptim::NormKind::Inf)] = &norm_max_abs<T>;
+  k.norm[static_cast<int>(fusedoptim::NormKind::Two)] = &norm_walk<T, fusedoptim::NormKind::Two>;
+  k.norm[static_cast<int>(fusedoptim::NormKind::One)] = &norm_walk<T, fusedoptim::NormKind::One>;
+  k.norm[static_cast<int>(fusedoptim::NormKind::Inf)] = &norm_walk<T, fusedoptim::NormKind::Inf>;
   k.norm[static_cast<int>(fusedoptim::NormKind::General)] = &norm_sum_pow<T>;
   k.map[static_cast<int>(fusedoptim::MapKind::Scale)] = &map_scale<T>;
   k.map[static_cast<int>(fusedoptim::MapKind::Clamp)] = &map_clamp<T>;
