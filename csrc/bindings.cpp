@@ -887,9 +887,12 @@ double grad_norm(py::handle grads, double norm_type) {
     auto reduce_block = [&](std::size_t b) {
       const Block& block = blocks[b];
       const py::array& a = plan.arrays[block.array];
+      const std::int64_t readable = a.size() - block.begin;
       partial[b] = is_float[block.array]
-                       ? kernels<float>().norm[k](data_of<float>(a) + block.begin, block.size, norm_type, share)
-                       : kernels<double>().norm[k](data_of<double>(a) + block.begin, block.size, norm_type, share);
+                       ? kernels<float>().norm[k](data_of<float>(a) + block.begin, block.size, norm_type,
+                                                  share, readable)
+                       : kernels<double>().norm[k](data_of<double>(a) + block.begin, block.size,
+                                                   norm_type, share, readable);
     };
 #if defined(_OPENMP)
     if (threads > 1) {

@@ -16,6 +16,7 @@
 //       csrc/isa/*.cpp -o /tmp/kernel_digest && /tmp/kernel_digest        (one command)
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -60,13 +61,30 @@ template <class T>
 constexpr T kSpecial[kSpecialCount] = {T(0), T(-0.0), T(1e-20), T(1e-15), T(1e-12), T(1),
                                        T(1e20), T(1e-160)};
 
+// Equal bits, counting every NaN as equal (payloads are not promised; see the top).
+template <class T>
+bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (!(a[i] != a[i] && b[i] != b[i]) && std::memcmp(&a[i], &b[i], sizeof(T)) != 0) return false;
+  return a.size() == b.size();
+}
+
+[[noreturn]] void fail(const char* what) {
+  std::fprintf(stderr, "%s\n", what);
+  std::exit(1);
+}
+
 template <class T, class Hyper>
 std::uint64_t run(UpdateFn<T, Hyper> fn, const Hyper& hyper, int slots) {
   Digest digest;
   Generator gen{12345};
   for (std::int64_t n : {1, 7, 33, 4099}) {
+    // Two copies: the second as a piece of a long call (call_share), which takes the kernels'
+    // long-range walk (software prefetch, every square root on the unit) and must give the bits
+    // of the first.
     std::vector<T> p(n), g(n), s0(n, T(0)), s1(n, T(0)), s2(n, T(0));
     for (T& x : p) x = gen.value<T>();
+    std::vector<T> lp = p, ls0 = s0, ls1 = s1, ls2 = s2;
     for (int step : {1, 2, 3, 37}) {
       for (T& x : g) x = gen.value<T>();
       for (std::int64_t i = 3; i < n; i += 7) g[i] = kSpecial<T>[(i / 7) % kSpecialCount] * g[i];
@@ -77,7 +95,13 @@ std::uint64_t run(UpdateFn<T, Hyper> fn, const Hyper& hyper, int slots) {
       const TensorPointers<T> t{p.data(), g.data(), slots > 0 ? s0.data() : nullptr,
                                 slots > 1 ? s1.data() : nullptr, slots > 2 ? s2.data() : nullptr};
       fn(hyper, step, t, n);
+      const TensorPointers<T> long_call{lp.data(), g.data(), slots > 0 ? ls0.data() : nullptr,
+                                        slots > 1 ? ls1.data() : nullptr,
+                                        slots > 2 ? ls2.data() : nullptr, std::int64_t{1} << 20};
+      fn(hyper, step, long_call, n);
     }
+    if (!same_bits(p, lp) || !same_bits(s0, ls0) || !same_bits(s1, ls1) || !same_bits(s2, ls2))
+      fail("an update kernel's long-range walk gave other bits than its short one");
     digest.add(p);
     digest.add(s0);
     digest.add(s1);
@@ -133,13 +157,20 @@ void print_reductions(const char* isa, const char* dtype, const KernelTable<T>& 
   Generator gen{777};
   std::vector<T> x(4099);
   for (T& v : x) v = gen.value<T>();
+  const std::vector<T> plain = x;  // without the specials, whose huge values swamp the sums
   for (std::size_t i = 3; i < x.size(); i += 7) x[i] = kSpecial<T>[(i / 7) % kSpecialCount] * x[i];
   Digest digest;
-  // Each norm as a short call and as part of a long one (which prefetches): the same sums.
-  for (int kind = 0; kind < 4; ++kind)
-    for (double p : {0.5, 2.0, 3.0})
-      for (std::int64_t share : {std::int64_t{0}, std::int64_t{1} << 20}) {
-        const double r = k.norm[kind](x.data(), static_cast<std::int64_t>(x.size()), p, share);
+  // Each norm as a short call and as part of a long one (which prefetches, up to the array's
+  // end: the last 1,024 elements and more do not): the same sums, bit for bit.
+  const auto size = static_cast<std::int64_t>(x.size());
+  const std::vector<T>* const arrays[] = {&x, &plain};
+  for (const std::vector<T>* data : arrays)
+    for (int kind = 0; kind < 4; ++kind)
+      for (double p : {0.5, 2.0, 3.0}) {
+        const double r = k.norm[kind](data->data(), size, p, 0, size);
+        const double in_long_call = k.norm[kind](data->data(), size, p, std::int64_t{1} << 20, size);
+        if (!same_bits(std::vector<double>{r}, std::vector<double>{in_long_call}))
+          fail("a norm's prefetching walk gave another sum than its plain one");
         digest.add(std::vector<double>{r});
       }
   std::vector<T> y = x;

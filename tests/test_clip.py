@@ -121,16 +121,17 @@ def _norm_in_lane_order(arrays: list[np.ndarray], norm_type: float) -> float:
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("norm_type", [1.0, 2.0, math.inf])
-def test_grad_norm_bits_with_and_without_prefetch(dtype: Any, norm_type: float) -> None:
-    # 200,023 elements: on one thread the call is long enough for the blocks' software prefetch
-    # (131,072 elements or more per thread), on two it is not; both give the documented order's
-    # bits (the inf-norm, a maximum, has no order to get wrong: it must equal NumPy's).
+@pytest.mark.parametrize("sizes", [(196_613, 3_391, 19), (65_537, 4_463, 1)], ids=["long", "short"])
+def test_grad_norm_bits_with_and_without_prefetch(
+    dtype: Any, norm_type: float, sizes: tuple[int, ...]
+) -> None:
+    # A call prefetches where it has 131,072 elements or more per thread (FO_PREFETCH_MIN): the
+    # long one (200,023 elements) on one thread, and on two it does not; the short one (70,001)
+    # never does. Every way gives the documented order's bits (the inf-norm, a maximum, has no
+    # order to get wrong: it must equal NumPy's).
     rng = np.random.default_rng(3)
     # Magnitudes over 12 decades, so that a sum in another order rounds differently.
-    grads = [
-        (rng.standard_normal(n) * 10.0 ** rng.uniform(-6, 6, n)).astype(dtype)
-        for n in (196_613, 3_391, 19)
-    ]
+    grads = [(rng.standard_normal(n) * 10.0 ** rng.uniform(-6, 6, n)).astype(dtype) for n in sizes]
     if norm_type == math.inf:
         expected = float(max(np.abs(g).max() for g in grads))
     else:

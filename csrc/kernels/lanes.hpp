@@ -4,8 +4,9 @@
 
 // One vector in every FO_UNIT_EVERY_<KERNEL> takes its square root on the square-root unit (0:
 // none, 1: all), the others on the FMA units; see fo_for_lanes. Only the lanes with a software
-// square root (AVX-512 float32) tell the two apart; the others take the unit's for both. AdaDelta takes the root of its denominator on the unit
-// and its numerator's on the FMA units in every vector. The values were chosen on this project's
+// square root (AVX-512 float32) tell the two apart; the others take the unit's for both. AdaDelta
+// takes the root of its denominator on the unit and its numerator's on the FMA units in every
+// vector. The values were chosen on this project's
 // benchmark machine with benchmarks/ab_core.py, in cache on 2 threads (benchmarks/RESULTS.md,
 // section 4); another CPU may balance its units differently: build with, e.g.,
 // FUSEDOPTIM_EXTRA_CFLAGS="-DFO_UNIT_EVERY_RMSPROP=2" to compare. Results are the same bits.
@@ -139,7 +140,7 @@ inline void fo_for_lanes_with(std::int64_t n, const Body& body) {
 // benchmarks/RESULTS.md, "What is still open").
 template <class T, int kUnitEvery, class Body>
 inline void fo_for_lanes(std::int64_t n, std::int64_t call_share, const Body& body) {
-  if constexpr (FoLanes<T>::width > 1) {
+  if constexpr (FoLanes<T>::software_sqrt) {
     if (!FoLanes<T>::exact_sqrt()) {  // not round-to-nearest: every root on the unit
       fo_for_lanes_with<T, 1, false, Body, true>(n, body);
       return;

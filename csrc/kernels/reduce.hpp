@@ -18,9 +18,10 @@ inline double fo_combine_lanes(double* acc) {
 // stream: where a call is long (as for the kernels, FO_PREFETCH_MIN elements or more per thread;
 // norm_walk), each group of kLanes elements also asks for the lines kNormPrefetchAhead elements
 // ahead, which took it to 23 to 25 GB/s (benchmarks/RESULTS.md, section 1). In cache that only
-// costs issue slots. Lines past the block's end are the next block's, usually this thread's next
-// (the blocks are split statically), or past the array, which a prefetch may name without fault.
-// The sums are the same either way.
+// costs issue slots. The lines asked for may lie past the block, in the array's next block
+// (usually this thread's next: the blocks are split statically), but never past the array's end
+// (`readable`: the elements from the block's start to the array's end), so that no address is
+// formed beyond it. The sums are the same either way.
 constexpr std::int64_t kNormPrefetchAhead = 1024;
 
 template <class T, bool kPrefetch>
@@ -43,15 +44,21 @@ inline double fo_norm_step(double acc, double v) {
     return fo_nan_max(acc, __builtin_fabs(v));
 }
 
-// The 2-, 1- and inf-norm's value over one block: sum x^2, sum |x| or max |x|.
+// The 2-, 1- and inf-norm's value over one block: sum x^2, sum |x| or max |x|. Groups of kLanes
+// elements whose lines ahead lie within the array prefetch them (kPrefetch), the rest do not.
 template <class T, fusedoptim::NormKind kKind, bool kPrefetch>
-double norm_block(const T* FO_RESTRICT x, std::int64_t n) {
+double norm_block(const T* FO_RESTRICT x, std::int64_t n, std::int64_t readable) {
   double acc[kLanes] = {};
   std::int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    fo_prefetch_norm<T, kPrefetch>(x + i);
-    for (int j = 0; j < kLanes; ++j) acc[j] = fo_norm_step<kKind>(acc[j], static_cast<double>(x[i + j]));
+  if constexpr (kPrefetch) {
+    const std::int64_t stop = readable - kNormPrefetchAhead < n ? readable - kNormPrefetchAhead : n;
+    for (; i + kLanes <= stop; i += kLanes) {
+      fo_prefetch_norm<T, true>(x + i);
+      for (int j = 0; j < kLanes; ++j) acc[j] = fo_norm_step<kKind>(acc[j], static_cast<double>(x[i + j]));
+    }
   }
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] = fo_norm_step<kKind>(acc[j], static_cast<double>(x[i + j]));
   for (int j = 0; i + j < n; ++j) acc[j] = fo_norm_step<kKind>(acc[j], static_cast<double>(x[i + j]));
   if constexpr (kKind != fusedoptim::NormKind::Inf) return fo_combine_lanes(acc);
   for (int width = kLanes / 2; width > 0; width /= 2)
@@ -61,14 +68,16 @@ double norm_block(const T* FO_RESTRICT x, std::int64_t n) {
 
 // norm_block with the software prefetch where the call is long (see kNormPrefetchAhead).
 template <class T, fusedoptim::NormKind kKind>
-double norm_walk(const T* x, std::int64_t n, double /*p*/, std::int64_t call_share) {
-  if (call_share >= FO_PREFETCH_MIN) return norm_block<T, kKind, true>(x, n);
-  return norm_block<T, kKind, false>(x, n);
+double norm_walk(const T* x, std::int64_t n, double /*p*/, std::int64_t call_share,
+                 std::int64_t readable) {
+  if (call_share >= FO_PREFETCH_MIN) return norm_block<T, kKind, true>(x, n, readable);
+  return norm_block<T, kKind, false>(x, n, readable);
 }
 
 // sum |x|^p for a general p (slow path: one pow per element, so no prefetch).
 template <class T>
-double norm_sum_pow(const T* FO_RESTRICT x, std::int64_t n, double p, std::int64_t /*call_share*/) {
+double norm_sum_pow(const T* FO_RESTRICT x, std::int64_t n, double p, std::int64_t /*call_share*/,
+                    std::int64_t /*readable*/) {
   double acc[kLanes] = {};
   std::int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)

@@ -71,9 +71,11 @@ using UpdateFn = void (*)(const Hyper& hyper, std::int64_t step, const TensorPoi
 
 // Reductions and maps used by gradient clipping and the bandwidth probe.
 // Partial results for deterministic reductions: sums in double, in a fixed order per block.
+// call_share: elements of the whole call per thread, as in TensorPointers (long calls prefetch);
+// readable: elements from x to the end of its array (n or more), the reach of that prefetch.
 template <class T>
-// call_share: elements of the whole call per thread, as in TensorPointers (long calls prefetch).
-using ReduceFn = double (*)(const T* x, std::int64_t n, double p, std::int64_t call_share);
+using ReduceFn = double (*)(const T* x, std::int64_t n, double p, std::int64_t call_share,
+                            std::int64_t readable);
 template <class T>
 using MapFn = void (*)(T* x, std::int64_t n, double a, double b);
 template <class T>
