@@ -13,11 +13,11 @@ inline double fo_combine_lanes(double* acc) {
   return acc[0];
 }
 
-// Out of cache a norm is one read stream, and the hardware prefetchers alone kept it at 14 to 16
+// Out of cache a norm is one read stream, and the hardware prefetchers alone kept it at 13 to 16
 // GB/s on this project's machine (2 threads, 1e7 float32), well below what the update kernels
 // stream: where a call is long (as for the kernels, FO_PREFETCH_MIN elements or more per thread;
 // norm_walk), each group of kLanes elements also asks for the lines kNormPrefetchAhead elements
-// ahead, which took it to 21 to 25 GB/s (benchmarks/RESULTS.md, section 1). In cache that only
+// ahead, which took it to 20 to 25 GB/s (benchmarks/RESULTS.md, section 1). In cache that only
 // costs issue slots. The lines asked for may lie past the block, in the array's next block
 // (usually this thread's next: the blocks are split statically), but never past the array's end
 // (`readable`: the elements from the block's start to the array's end), so that no address is
