@@ -97,8 +97,9 @@ def test_sqrt_refuses_bad_input_and_changes_nothing():
 ROUNDING_MODES = {"upward": 0x800, "downward": 0x400, "toward_zero": 0xC00}
 
 # A child process (the instruction set is chosen at import, from FUSEDOPTIM_ISA) that sets the
-# rounding mode, runs the updates with a square root over float32 arrays long enough for every
-# kernel path (vector groups, prefetch, scalar tail) on 1 and 2 threads, and prints a digest.
+# rounding mode, runs the updates with a square root over float32 and float64 arrays long enough
+# for every kernel path (vector groups, prefetch, scalar tail) on 1 and 2 threads, and prints a
+# digest.
 ROUNDING_CHILD = r"""
 import ctypes, ctypes.util, hashlib, sys
 import numpy as np
@@ -108,14 +109,16 @@ libm = ctypes.CDLL(ctypes.util.find_library("m"))
 assert libm.fesetround(int(sys.argv[1])) == 0
 rng = np.random.default_rng(5)
 n = 300_001
-p0 = rng.standard_normal(n).astype(np.float32)
-g = rng.standard_normal(n).astype(np.float32)
+p64 = rng.standard_normal(n)
+g64 = rng.standard_normal(n)
 digests = []
 for threads in (1, 2):
     fusedoptim.set_num_threads(threads)
     arrays = []
-    for name in ("adagrad", "rmsprop", "rmsprop_centered", "adadelta", "adam"):
-        p, s0, s1 = p0.copy(), np.zeros(n, np.float32), np.zeros(n, np.float32)
+    for dtype, name in [(d, k) for d in (np.float32, np.float64) for k in (
+            "adagrad", "rmsprop", "rmsprop_centered", "adadelta", "adam")]:
+        g = g64.astype(dtype)
+        p, s0, s1 = p64.astype(dtype), np.zeros(n, dtype), np.zeros(n, dtype)
         for step in (1, 2, 3):
             if name == "adagrad":
                 F.adagrad([p], [g], [s0], step=step, lr=1e-2)
@@ -137,7 +140,8 @@ print(fusedoptim.build_info()["isa"], *digests)
 def test_other_rounding_modes_give_the_hardware_bits(mode: str) -> None:
     # The FMA-unit sequence rounds once, to nearest; under another rounding mode the kernels must
     # use the hardware instruction (rounding as the mode says), or AVX-512 results would differ
-    # from the other instruction sets' and depend on where a thread's range starts.
+    # from the other instruction sets' and depend on where a thread's range starts. The other
+    # vector lanes (AVX2, AVX-512 float64) always use it, and must agree too.
     import ctypes
     import ctypes.util
     import platform
@@ -146,7 +150,8 @@ def test_other_rounding_modes_give_the_hardware_bits(mode: str) -> None:
 
     if platform.machine() not in ("x86_64", "AMD64") or sys.platform != "linux":
         pytest.skip("the rounding-mode constants are x86-64 glibc's")
-    if "avx512" not in fusedoptim.build_info()["isa_supported"]:
+    supported = fusedoptim.build_info()["isa_supported"]
+    if "avx512" not in supported:
         pytest.skip("no AVX-512 on this CPU: no FMA-unit square root to check")
     libm = ctypes.CDLL(ctypes.util.find_library("m"))
     before = libm.fegetround()
@@ -156,7 +161,7 @@ def test_other_rounding_modes_give_the_hardware_bits(mode: str) -> None:
     finally:
         libm.fesetround(before)
     outputs = {}
-    for isa in ("baseline", "avx512"):
+    for isa in [isa for isa in ("baseline", "avx2", "avx512") if isa in supported]:
         result = subprocess.run(
             [sys.executable, "-c", ROUNDING_CHILD, str(ROUNDING_MODES[mode])],
             capture_output=True, text=True, env={**os.environ, "FUSEDOPTIM_ISA": isa},
@@ -166,4 +171,5 @@ def test_other_rounding_modes_give_the_hardware_bits(mode: str) -> None:
         assert chosen == isa
         assert one_thread == two_threads, f"{isa}: the thread count changed the bits ({mode})"
         outputs[isa] = one_thread
-    assert outputs["avx512"] == outputs["baseline"], mode
+    for isa, output in outputs.items():
+        assert output == outputs["baseline"], (isa, mode)
