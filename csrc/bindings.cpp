@@ -414,7 +414,7 @@ void run_launch(const Launch& launch, const Spec& spec) {
   const UpdateFn<T, decltype(spec.hyper)> fn = spec.kernel(kernels<T>());
   std::int64_t total = 0;
   for (const Extent& e : launch.extents) total += e.size;
-  const std::int64_t share = total / threads_for(total);  // as for_each_range splits the call
+  const std::int64_t share = call_share(total);
   py::gil_scoped_release release;
   for_each_range(launch.extents, sizeof(T), [&](std::size_t t, std::int64_t begin, std::int64_t end) {
     const auto& p = launch.pointers[t];
@@ -883,7 +883,7 @@ double grad_norm(py::handle grads, double norm_type) {
   {
     py::gil_scoped_release release;
     const int threads = threads_for(total);
-    const std::int64_t share = total / threads;  // long calls prefetch (kernels/reduce.hpp)
+    const std::int64_t share = call_share(total);  // long calls prefetch (kernels/reduce.hpp)
     auto reduce_block = [&](std::size_t b) {
       const Block& block = blocks[b];
       const py::array& a = plan.arrays[block.array];

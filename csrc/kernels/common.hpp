@@ -29,9 +29,6 @@ struct FoLanes {
   // Whether the vector lanes compute square roots on the FMA units (AVX-512 float32 only).
   static constexpr bool software_sqrt = false;
   using type = T;
-  // Whether the vector lanes' own square root (if any) gives the hardware's bits in the current
-  // floating-point mode; the scalar lanes always use the hardware instruction.
-  static bool exact_sqrt() { return true; }
 };
 
 template <class L, class T>

@@ -6,10 +6,10 @@
 // none, 1: all), the others on the FMA units; see fo_for_lanes. Only the lanes with a software
 // square root (AVX-512 float32) tell the two apart; the others take the unit's for both. AdaDelta
 // takes the root of its denominator on the unit and its numerator's on the FMA units in every
-// vector. The values were chosen on this project's
-// benchmark machine with benchmarks/ab_core.py, in cache on 2 threads (benchmarks/RESULTS.md,
-// section 4); another CPU may balance its units differently: build with, e.g.,
-// FUSEDOPTIM_EXTRA_CFLAGS="-DFO_UNIT_EVERY_RMSPROP=2" to compare. Results are the same bits.
+// vector. The values were chosen on this project's benchmark machine with benchmarks/ab_core.py,
+// in cache on 2 threads (benchmarks/RESULTS.md, section 4); another CPU may balance its units
+// differently: build with, e.g., FUSEDOPTIM_EXTRA_CFLAGS="-DFO_UNIT_EVERY_RMSPROP=2" to compare.
+// Results are the same bits.
 #ifndef FO_UNIT_EVERY_RMSPROP
 #define FO_UNIT_EVERY_RMSPROP 3
 #endif
@@ -110,12 +110,12 @@ inline std::int64_t fo_walk_vectors(std::int64_t i, std::int64_t end, const Body
 
 // Runs body(FoLane<T, kVector, on_unit, prefetch>{}, i) over [0, n): vectors of FoLanes<T>::width
 // elements over the bulk, single elements over the rest. Where the lanes have a software square
-// root, one vector in every kUnitEvery (the first of each group) takes its square root on the square-root
-// unit and the others on the FMA units (kUnitEvery 0: none on the unit; 1: all). The two give the
-// same bits, so the choice only balances the work between the units: all on the FMA units leaves
-// the divider idle while the FMA ports saturate (benchmarks/RESULTS.md, section 4). fo_for_lanes
-// picks the variant with software prefetch for long ranges (see fo_prefetch): its vectors
-// prefetch up to FO_PREFETCH_AHEAD elements before the end, the last ones do not.
+// root, one vector in every kUnitEvery (the first of each group) takes its square root on the
+// square-root unit and the others on the FMA units (kUnitEvery 0: none on the unit; 1: all). The
+// two give the same bits, so the choice only balances the work between the units: all on the FMA
+// units leaves the divider idle while the FMA ports saturate (benchmarks/RESULTS.md, section 4).
+// fo_for_lanes picks the variant with software prefetch for long ranges (see fo_prefetch): its
+// vectors prefetch up to FO_PREFETCH_AHEAD elements before the end, the last ones do not.
 template <class T, int kUnitEvery, bool kPrefetch, class Body, bool kEvery = false>
 inline void fo_for_lanes_with(std::int64_t n, const Body& body) {
   constexpr std::int64_t kWidth = FoLanes<T>::width;

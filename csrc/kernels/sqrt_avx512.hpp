@@ -38,7 +38,8 @@ struct FoLanes<float> {
   using type = __m512;
   // The sequence below rounds once, to nearest: only in round-to-nearest mode (MXCSR rounding
   // bits 00, the default) does it give vsqrtps's bits. Under another rounding mode (the worker
-  // threads take the caller's, see fusedoptim/runtime.hpp) every root goes to the unit.
+  // threads take the caller's, see fusedoptim/runtime.hpp) every root goes to the unit
+  // (fo_for_lanes asks this of the lanes with a software square root only).
   static bool exact_sqrt() { return (_mm_getcsr() & 0x6000u) == 0; }
 };
 

@@ -17,7 +17,6 @@ struct FoLanes<double> {
   static constexpr int width = 8;
   static constexpr bool software_sqrt = false;
   using type = __m512d;
-  static bool exact_sqrt() { return true; }
 };
 
 // Written with a mask of all ones, as fo_sqrt_unit(__m512) is (sqrt_avx512.hpp), because GCC 12
@@ -37,7 +36,6 @@ struct FoLanes<float> {
   static constexpr int width = 8;
   static constexpr bool software_sqrt = false;
   using type = __m256;
-  static bool exact_sqrt() { return true; }
 };
 
 template <>
@@ -45,7 +43,6 @@ struct FoLanes<double> {
   static constexpr int width = 4;
   static constexpr bool software_sqrt = false;
   using type = __m256d;
-  static bool exact_sqrt() { return true; }
 };
 
 inline __m256 fo_sqrt_unit(__m256 x) { return _mm256_sqrt_ps(x); }

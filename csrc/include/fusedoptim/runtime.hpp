@@ -84,6 +84,10 @@ inline int threads_for(std::int64_t total) {
   return wanted < available ? static_cast<int>(wanted < 1 ? 1 : wanted) : available;
 }
 
+// Elements per thread of a call over `total` elements, as for_each_range splits it: the kernels'
+// `call_share` (TensorPointers), which chooses their long-range path.
+inline std::int64_t call_share(std::int64_t total) { return total / threads_for(total); }
+
 // The caller's floating-point mode (x86 MXCSR: flush-to-zero, denormals-are-zero, rounding),
 // which OpenMP worker threads do not inherit. Libraries (torch.set_flush_denormal, code built
 // with -ffast-math) set it on the calling thread; workers adopt it for the parallel region and
