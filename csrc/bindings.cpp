@@ -338,10 +338,7 @@ struct AdamSpec {
 class Steps {
  public:
   Steps(const Checker& check, py::handle steps_in, std::size_t n, bool increment)
-      : check_(check), increment_(increment) {
-    if (!py::isinstance<py::array>(steps_in))
-      check.type_error("steps must be a numpy.ndarray of int64, got " + type_name(steps_in));
-    array_ = py::reinterpret_borrow<py::array>(steps_in);
+      : check_(check), increment_(increment), array_(as_array(check, steps_in)) {
     const int flags = array_.flags();
     if (array_.dtype().kind() != 'i' || array_.itemsize() != 8 || array_.dtype().byteorder() == '>' ||
         array_.ndim() != 1 || static_cast<std::size_t>(array_.shape(0)) != n ||
@@ -380,6 +377,14 @@ class Steps {
   }
 
  private:
+  // The counts as an array, taken in the initializer list: a default-constructed py::array would
+  // allocate an empty numpy array at every step.
+  static py::array as_array(const Checker& check, py::handle steps_in) {
+    if (!py::isinstance<py::array>(steps_in))
+      check.type_error("steps must be a numpy.ndarray of int64, got " + type_name(steps_in));
+    return py::reinterpret_borrow<py::array>(steps_in);
+  }
+
   const Checker& check_;
   bool increment_;
   py::array array_;

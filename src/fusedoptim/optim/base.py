@@ -377,6 +377,9 @@ class _Plan:
     args: tuple  # the core call's hyperparameter arguments, made from the checked values
 
 
+_SEQUENCES = (list, tuple)  # the gradient containers the short step path takes
+
+
 def _take_one(position: int) -> Callable[[Sequence[Any]], tuple[Any]]:
     return lambda seq: (seq[position],)
 
@@ -585,6 +588,11 @@ class Optimizer:
             >>> w, b
             (array([0.9, 0.8]), array([0.]))
         """
+        if closure is None and self._fast is not None and grads.__class__ in _SEQUENCES:
+            with self._lock:  # the common step, through the fewest layers of Python (_fast_step)
+                if self._fast is None or not self._fast_step(grads):
+                    self._step(grads, try_fast=False)
+            return None
         if closure is None and callable(grads) and not isinstance(grads, Sequence):
             grads, closure = None, grads
         loss = closure() if closure is not None else None
@@ -1017,7 +1025,10 @@ class Optimizer:
                 and same_items(group["params"], plan.params)
                 and (grads.__class__ is list or grads.__class__ is tuple)
                 and len(grads) == self._num_params
-                and self._refresh_hyperparameters(plan)
+                and (
+                    same_values(group, self.defaults, plan.checked, plan.checked_types)
+                    or self._refresh_hyperparameters(plan)
+                )
             )
         except (TypeError, ValueError, KeyError):
             return False  # the full path raises, or rebuilds, with its own messages
@@ -1030,8 +1041,8 @@ class Optimizer:
         return True
 
     # ---------------------------------------------------------------- the step
-    def _step(self, grads: Sequence[np.ndarray | None] | None) -> None:
-        if self._fast is not None and self._fast_step(grads):
+    def _step(self, grads: Sequence[np.ndarray | None] | None, try_fast: bool = True) -> None:
+        if try_fast and self._fast is not None and self._fast_step(grads):
             return
         self._fast = None
         # Phase 1: check everything; nothing is written until every check has passed.
