@@ -106,15 +106,17 @@ def test_results_follow_the_callers_flush_to_zero_mode_on_every_thread(two_threa
         (np.ones(1, dtype=np.int32), r"steps must be a contiguous 1-D int64 array"),
         (np.ones((1, 1), dtype=np.int64), r"steps must be a contiguous 1-D int64 array"),
         (np.full(1, np.iinfo(np.int64).max), r"cannot be incremented past the largest int64"),
+        ([1], r"steps must be a numpy.ndarray of int64, got list"),
     ],
-    ids=["big-endian", "int32", "2-d", "overflow"],
+    ids=["big-endian", "int32", "2-d", "overflow", "list"],
 )
-def test_core_refuses_bad_step_arrays(steps: np.ndarray, message: str) -> None:
+def test_core_refuses_bad_step_arrays(steps: np.ndarray | list[int], message: str) -> None:
     param, grad = np.zeros(3), np.ones(3)
-    before = steps.tobytes()
-    with pytest.raises(ValueError, match=message):
+    before = np.asarray(steps).tobytes()
+    error = TypeError if isinstance(steps, list) else ValueError
+    with pytest.raises(error, match=message):
         _core.sgd([param], [grad], None, steps, True, 0.1, 0.0, 0.0, False, 0.0, False)
-    assert steps.tobytes() == before and not param.any()
+    assert np.asarray(steps).tobytes() == before and not param.any()
 
 
 @pytest.mark.parametrize("value", ["no", 1, None], ids=["string", "int", "None"])

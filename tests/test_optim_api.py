@@ -119,6 +119,12 @@ def test_closure_is_called_first_and_its_loss_returned() -> None:
     assert np.array_equal(calls[0], [3.0])  # before the update
     np.testing.assert_allclose(w, [3.0 - 0.1 * 6.0])
     assert opt.step([2 * w]) is None
+    # Warmed up (the short step path), a closure is still called first and its loss returned.
+    assert opt._fast is not None
+    before = w.copy()
+    assert opt.step([2 * w], closure=closure) == float(before[0] ** 2)
+    assert np.array_equal(calls[-1], before) and len(calls) == 2
+    np.testing.assert_allclose(w, before - 0.1 * 2 * before)
 
 
 def test_positional_closure_with_parameter_objects() -> None:
