@@ -8,10 +8,14 @@ met the target::
     fusedoptim-bench --json run1.json; fusedoptim-bench --json run2.json; ...
     python benchmarks/spread.py run1.json run2.json run3.json
     python benchmarks/spread.py --classify run1.json run2.json run3.json
+    python benchmarks/spread.py --paired run1.json run2.json run3.json
 
 ``--classify`` prints instead, per target, every case-run (one case in one run) that missed:
 shown impossible where the bound printed beside it (the largest speed-up the limits measured
 alongside allow) is below the target, open otherwise, with the share of the bound reached.
+``--paired`` prints each out-of-cache case's bandwidth share two ways: as the bench reports it
+(the probe's median time over fusedoptim's) and as the median of per-round ratios, which cancels
+a change of the host's speed between rounds (where both took one sample per round: 1e7).
 
 This is a reporting script, not a test: it reads the JSON files and prints tables.
 """
@@ -112,11 +116,54 @@ def classify(runs: Sequence[dict[str, Any]]) -> None:
         print()
 
 
+def paired(runs: Sequence[dict[str, Any]]) -> None:
+    """Each out-of-cache case's bandwidth share two ways: the probe's median time over
+    fusedoptim's (what the bench reports) and the median over rounds of the two samples' ratio.
+    The contenders take one sample per round, in turn, so samples with the same index share a
+    round; a case whose two sample counts differ (in cache, or 1e6 with its many samples) is
+    left out."""
+    layouts = sorted({case["layout"] for run in runs for case in run["cases"]
+                      if case["out_of_cache"] and case.get("probe")})  # fmt: skip
+    for layout in layouts:
+        header = ["optimizer"] + [f"run {k}" for k in range(1, len(runs) + 1)]
+        rows, below = [], [0, 0]
+        names = [c["optimizer"] for c in runs[0]["cases"] if c["layout"] == layout]
+        for optimizer in names:
+            cells = [LABELS.get(optimizer, optimizer)]
+            for run in runs:
+                found = [
+                    c for c in run["cases"] if (c["optimizer"], c["layout"]) == (optimizer, layout)
+                ]
+                case = found[0] if found else None
+                mine = case["timings"].get("fusedoptim", {}).get("samples") if case else None
+                probe = (case.get("probe") or {}).get("samples") if case else None
+                if not mine or not probe or len(mine) != len(probe):
+                    cells.append("")
+                    continue
+                of_medians = statistics.median(probe) / statistics.median(mine)
+                of_ratios = statistics.median(p / k for p, k in zip(probe, mine))
+                below[0] += of_medians < 0.9
+                below[1] += of_ratios < 0.9
+                cells.append(f"{percent(of_medians)} / {percent(of_ratios)}")
+            rows.append(cells)
+        if not any(any(cells[1:]) for cells in rows):
+            continue  # more samples of one than of the other: rounds not known
+        print(f"**{layout}**: share of the probe, ratio of medians / median of per-round ratios; "
+              f"below 90%: {below[0]} / {below[1]}\n")  # fmt: skip
+        print(table(header, rows))
+        print()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="JSON files written by fusedoptim-bench --json")
     parser.add_argument(
         "--classify", action="store_true", help="list each target's misses as impossible or open"
+    )
+    parser.add_argument(
+        "--paired",
+        action="store_true",
+        help="out-of-cache bandwidth shares as a ratio of medians and as a median of ratios",
     )
     args = parser.parse_args(argv)
     runs = []
@@ -125,6 +172,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             runs.append(json.load(handle))
     if args.classify:
         classify(runs)
+        return
+    if args.paired:
+        paired(runs)
         return
     threads = max(runs[0]["settings"]["threads"])
 

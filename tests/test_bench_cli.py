@@ -1062,3 +1062,39 @@ def test_spread_classify_sorts_misses_by_their_bound(
     assert "6 case-runs; met 2 (1.60 to 1.60), shown impossible 2, open 2" in out
     assert "- impossible: run 2, adam 1e6: 1.40 of 1.45 (97%, bandwidth)" in out
     assert "- open: run 1, adagrad 1e6: 1.40 of 1.55 (90%, bandwidth)" in out
+
+
+def test_spread_paired_shares_pair_samples_of_one_round(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """benchmarks/spread.py --paired: the ratio of medians beside the median of per-round
+    ratios, which cancels a change of the host's speed between rounds; cases whose two sample
+    counts differ (rounds unknown) are left out."""
+    spec = importlib.util.spec_from_file_location(
+        "spread", Path(__file__).parents[1] / "benchmarks" / "spread.py"
+    )
+    assert spec is not None and spec.loader is not None
+    spread = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(spread)
+    # The host halves its speed after two rounds, except for the probe's turn in round 3: in
+    # every other round the kernel takes 1.25x the probe's time (share 80%), while the medians
+    # compare a fast moment of the probe with a slow one of the kernel.
+    mine = [1.25, 1.25, 2.5, 2.5, 2.5]
+    probe = [1.0, 1.0, 1.0, 2.0, 2.0]
+    cases = [
+        {"optimizer": "adam", "layout": "1e7", "out_of_cache": True,
+         "timings": {"fusedoptim": {"samples": mine}}, "probe": {"samples": probe}},
+        {"optimizer": "sgd", "layout": "1e7", "out_of_cache": True,
+         "timings": {"fusedoptim": {"samples": [1.0, 1.0]}}, "probe": {"samples": [1.0]}},
+        {"optimizer": "adam", "layout": "1e5", "out_of_cache": False,
+         "timings": {"fusedoptim": {"samples": [1.0]}}, "probe": None},
+    ]  # fmt: skip
+    path = tmp_path / "run1.json"
+    path.write_text(json.dumps({"cases": cases}))
+    spread.main(["--paired", str(path)])
+    out = capsys.readouterr().out
+    # medians: probe 1.0, fusedoptim 2.5 -> 40%; per-round ratios 0.8, 0.8, 0.4, 0.8, 0.8 -> 80%
+    assert "**1e7**" in out and "below 90%: 1 / 1" in out
+    assert "| Adam | 40 / 80 |" in out
+    assert "| SGD |  |" in out  # 2 samples against 1: not paired
+    assert "1e5" not in out

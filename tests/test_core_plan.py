@@ -164,7 +164,14 @@ def test_plan_refuses_overlapping_parameters_and_state_when_made() -> None:
             r"steps must be a numpy.ndarray of int64, got list",
         ),
     ],
-    ids=["wrong-algorithm", "too-few-grads", "dtype", "misaligned-address", "steps-length", "steps-list"],
+    ids=[
+        "wrong-algorithm",
+        "too-few-grads",
+        "dtype",
+        "misaligned-address",
+        "steps-length",
+        "steps-list",
+    ],
 )
 def test_bad_step_arguments_change_nothing(call: object, error: type, message: str) -> None:
     params, states = _tensors(np.float64)
