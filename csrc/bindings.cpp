@@ -619,6 +619,50 @@ class Plan {
     steps.commit(launch.index);
   }
 
+  // run() with the hyperparameters as one tuple of Python floats and bools, in the order of the
+  // plan's method for its algorithm (plan.sgd, plan.adam, ...; the order the optimizer classes'
+  // _core_arguments make them), incrementing the step counts: fast_step's call. Anything else
+  // in the tuple is a TypeError (the caller then takes the method, which converts and explains).
+  void run_arguments(py::handle arguments, py::handle grads, py::handle steps) const {
+    if (!PyTuple_CheckExact(arguments.ptr())) throw py::type_error("arguments must be a tuple");
+    const Py_ssize_t count = PyTuple_GET_SIZE(arguments.ptr());
+    const auto at = [&](Py_ssize_t i) {
+      if (i >= count) throw py::type_error("too few arguments for " + std::string(algorithm_));
+      return PyTuple_GET_ITEM(arguments.ptr(), i);
+    };
+    const auto real = [&](Py_ssize_t i) {
+      PyObject* value = at(i);
+      if (!PyFloat_CheckExact(value)) throw py::type_error("a hyperparameter is not a float");
+      return PyFloat_AS_DOUBLE(value);
+    };
+    const auto flag = [&](Py_ssize_t i) {
+      PyObject* value = at(i);
+      if (value != Py_True && value != Py_False) throw py::type_error("an option is not a bool");
+      return value == Py_True;
+    };
+    const auto expect = [&](Py_ssize_t n) {
+      if (count != n) throw py::type_error(std::to_string(count) + " arguments for " + algorithm_);
+    };
+    const std::string name = algorithm_;
+    if (name == SgdSpec::kName) {  // lr, momentum, dampening, nesterov, weight_decay, maximize
+      expect(6);
+      run(SgdSpec{{real(0), real(1), real(2), real(4), flag(3), flag(5)}}, grads, steps, true, false);
+    } else if (name == AdagradSpec::kName) {  // lr, lr_decay, weight_decay, eps, maximize
+      expect(5);
+      run(AdagradSpec{{real(0), real(1), real(2), real(3), flag(4)}}, grads, steps, true, false);
+    } else if (name == RmspropSpec::kName) {  // lr, alpha, eps, weight_decay, momentum, centered, maximize
+      expect(7);
+      run(RmspropSpec{{real(0), real(1), real(2), real(3), real(4), flag(5), flag(6)}}, grads, steps, true, false);
+    } else if (name == AdadeltaSpec::kName) {  // lr, rho, eps, weight_decay, maximize
+      expect(5);
+      run(AdadeltaSpec{{real(0), real(1), real(2), real(3), flag(4)}}, grads, steps, true, false);
+    } else {  // adam: lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay
+      expect(8);
+      run(AdamSpec{{real(0), real(1), real(2), real(3), real(4), flag(5), flag(6), flag(7)}}, grads, steps, true,
+          false);
+    }
+  }
+
  private:
   static const char* known_name(const std::string& algorithm) {
     for (const char* name : {SgdSpec::kName, AdagradSpec::kName, RmspropSpec::kName, AdadeltaSpec::kName, AdamSpec::kName})
@@ -1111,6 +1155,82 @@ bool same_values(py::handle group, py::handle keys, py::handle checked, py::hand
   return i == n;
 }
 
+// The optimizer classes' short step path (Optimizer._fast_step, src/fusedoptim/optim/base.py):
+// when the optimizer has one param group of plain arrays with all its state (its `_fast` plans,
+// still its current `_plans`, not `_dirty`), whose groups, parameter list and hyperparameters are
+// unchanged since they were checked (`param_groups` holding the same dicts as `_plan_groups`,
+// `group["params"]` the same objects as the plan's snapshot, the values equal to those checked,
+// or, if not, `_refresh_hyperparameters(plan)` checking the new ones and remaking `plan.args`),
+// and `grads` is a list or tuple of `_num_params` entries: the group's core plan steps with
+// `plan.args`, and the answer is True. Anything else answers False with nothing written, as does
+// a TypeError, ValueError or KeyError on the way (a bad gradient included: the plan checks all
+// of them before it writes), and the caller takes the full path, which explains. The same
+// checks as the Python they replace, in one call instead of three into the core plus Python's
+// attribute lookups: about half of a small step's cost.
+bool fast_step(py::handle optimizer, py::handle grads) {
+  struct Names {
+    PyObject *fast, *plans, *dirty, *param_groups, *plan_groups, *num_params, *defaults, *refresh;
+    PyObject *group, *params_key, *params, *checked, *checked_types, *args, *buckets, *core_plan, *steps;
+  };
+  static const Names names{
+      PyUnicode_InternFromString("_fast"),         PyUnicode_InternFromString("_plans"),
+      PyUnicode_InternFromString("_dirty"),        PyUnicode_InternFromString("param_groups"),
+      PyUnicode_InternFromString("_plan_groups"),  PyUnicode_InternFromString("_num_params"),
+      PyUnicode_InternFromString("defaults"),      PyUnicode_InternFromString("_refresh_hyperparameters"),
+      PyUnicode_InternFromString("group"),         PyUnicode_InternFromString("params"),
+      PyUnicode_InternFromString("params"),        PyUnicode_InternFromString("checked"),
+      PyUnicode_InternFromString("checked_types"), PyUnicode_InternFromString("args"),
+      PyUnicode_InternFromString("buckets"),       PyUnicode_InternFromString("core_plan"),
+      PyUnicode_InternFromString("steps")};
+  const auto get = [](py::handle object, PyObject* name) {
+    PyObject* value = PyObject_GetAttr(object.ptr(), name);
+    if (value == nullptr) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(value);
+  };
+  const auto truth = [](py::handle value) {
+    const int result = PyObject_IsTrue(value.ptr());
+    if (result < 0) throw py::error_already_set();
+    return result == 1;
+  };
+  try {
+    const py::object plans = get(optimizer, names.fast);
+    if (!PyList_CheckExact(plans.ptr()) || PyList_GET_SIZE(plans.ptr()) != 1) return false;
+    if (get(optimizer, names.plans).ptr() != plans.ptr() || truth(get(optimizer, names.dirty))) return false;
+    const py::handle plan = PyList_GET_ITEM(plans.ptr(), 0);
+    if (!same_items(get(optimizer, names.param_groups), get(optimizer, names.plan_groups))) return false;
+    const py::object group = get(plan, names.group);
+    PyObject* params = PyObject_GetItem(group.ptr(), names.params_key);
+    if (params == nullptr) throw py::error_already_set();
+    if (!same_items(py::reinterpret_steal<py::object>(params), get(plan, names.params))) return false;
+    if (!PyList_CheckExact(grads.ptr()) && !PyTuple_CheckExact(grads.ptr())) return false;
+    const Py_ssize_t count = PyLong_AsSsize_t(get(optimizer, names.num_params).ptr());
+    if (count == -1 && PyErr_Occurred() != nullptr) throw py::error_already_set();
+    if (Py_SIZE(grads.ptr()) != count) return false;
+    if (!same_values(group, get(optimizer, names.defaults), get(plan, names.checked),
+                     get(plan, names.checked_types)) &&
+        !truth(get(optimizer, names.refresh)(plan)))
+      return false;
+    const py::object buckets = get(plan, names.buckets);
+    if (!PyList_CheckExact(buckets.ptr()) || PyList_GET_SIZE(buckets.ptr()) != 1) return false;
+    const py::handle bucket = PyList_GET_ITEM(buckets.ptr(), 0);
+    const py::object core = get(bucket, names.core_plan);
+    core.cast<const Plan&>().run_arguments(get(plan, names.args), grads, get(bucket, names.steps));
+    return true;
+  } catch (py::error_already_set& error) {
+    if (error.matches(PyExc_TypeError) || error.matches(PyExc_ValueError) || error.matches(PyExc_KeyError))
+      return false;
+    throw;
+  } catch (const py::type_error&) {
+    return false;
+  } catch (const py::value_error&) {
+    return false;
+  } catch (const py::key_error&) {
+    return false;
+  } catch (const py::cast_error&) {
+    return false;
+  }
+}
+
 py::dict build_info() {
   py::dict info;
   const Dispatch& d = dispatch();
@@ -1339,5 +1459,8 @@ PYBIND11_MODULE(_core, m) {
         "Whether two lists or tuples hold the same objects (by identity) in the same order.");
   m.def("same_values", &same_values, py::arg("group"), py::arg("keys"), py::arg("checked"), py::arg("types"),
         "Whether group[k] == checked[i] with type types[i] for the i-th key k of the dict keys.");
+  m.def("fast_step", &fast_step, py::arg("optimizer"), py::arg("grads"),
+        "The optimizer classes' short step path: True if it stepped, False (nothing written) to "
+        "leave the step to the full path.");
   m.def("build_info", &build_info, "How this extension was built and which kernel variant runs.");
 }

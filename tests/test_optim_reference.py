@@ -228,6 +228,49 @@ def test_matches_reference(name: str, options: dict[str, Any], dtype: Any) -> No
     _assert_matches(ours, ours_params, run, ref_params)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize(("name", "options"), _configs())
+def test_short_step_path_gives_the_full_paths_bits(
+    name: str, options: dict[str, Any], dtype: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From its second step a group of plain arrays takes the short path (``_core.fast_step``,
+    which reads the hyperparameters from the plan's argument tuple in C). It must give the full
+    path's bits for every option branch, also after ``lr`` changes (checked again on the way)."""
+    dtypes = [dtype] * len(SHAPES)
+    short_params, full_params = _initial(dtypes), _initial(dtypes)
+    short = getattr(optim, name)(short_params, **options)
+    full = getattr(optim, name)(full_params, **options)
+    taken: list[bool] = []
+    real = optim.Optimizer._fast_step
+
+    def counting(self: Any, grads: Any) -> bool:
+        result = real(self, grads)
+        if self is short:
+            taken.append(result)
+        return result
+
+    monkeypatch.setattr(optim.Optimizer, "_fast_step", counting)
+    rng = np.random.default_rng(11)
+    for step in range(8):
+        if step == 4:
+            short.param_groups[0]["lr"] *= 0.3
+            full.param_groups[0]["lr"] *= 0.3
+        grads = [
+            np.asarray(rng.uniform(0.1, 2.0, shape) * rng.choice((-1.0, 1.0), shape), dtype)
+            for shape in SHAPES
+        ]
+        short.step(grads)
+        full._fast = None  # the full path at every step
+        full.step([grad.copy() for grad in grads])
+    assert taken == [True] * 7  # steps 2 to 8
+    for index, (mine, theirs) in enumerate(zip(short_params, full_params)):
+        assert mine.tobytes() == theirs.tobytes(), f"param {index}"
+        assert short.state[mine].keys() == full.state[theirs].keys()
+        for key, value in short.state[mine].items():
+            other = full.state[theirs][key]
+            assert np.asarray(value).tobytes() == np.asarray(other).tobytes(), f"{key} of {index}"
+
+
 class Param:
     """A minimal parameter object: what a small NumPy model would hold."""
 

@@ -44,7 +44,7 @@ import numpy as np
 
 from fusedoptim import _core
 from fusedoptim._checks import MAX_STEP
-from fusedoptim._core import same_items, same_values
+from fusedoptim._core import fast_step, same_items, same_values
 
 __all__ = ["Optimizer"]
 
@@ -1004,41 +1004,19 @@ class Optimizer:
         return True
 
     def _fast_step(self, grads: Any) -> bool:
-        """The common step in few lines: one group, one dtype, plain arrays, all state created.
+        """The common step in one call to the core: one group, one dtype, plain arrays, all state.
 
         Run on a cold cache (after a forward and backward pass), every line of Python costs its
-        misses, so this path checks only what can have changed since the last step (the same
-        things as the full path, in one expression) and returns False to leave anything else to
-        it. A failed core call has written nothing, so the full path then runs from the start
+        misses, so this path checks, in C (``_core.fast_step``), only what can have changed since
+        the last step, the same things as the full path: that ``_fast`` is still the current
+        plans and nothing marked them dirty, that ``param_groups``, the group's ``params`` list
+        and its hyperparameters are unchanged (new hyperparameter values are checked by
+        :meth:`_refresh_hyperparameters`, as on the full path), and that ``grads`` is a list or
+        tuple with one entry per parameter. It returns False to leave anything else to the full
+        path; a failed core call has written nothing, so the full path then runs from the start
         and raises with its clearer message.
         """
-        plans = self._fast
-        plan = plans[0]  # type: ignore[index]
-        bucket = plan.buckets[0]
-        group = plan.group
-        try:
-            ready = (
-                self._plans is plans
-                and len(plans) == 1
-                and not self._dirty
-                and same_items(self.param_groups, self._plan_groups)
-                and same_items(group["params"], plan.params)
-                and (grads.__class__ is list or grads.__class__ is tuple)
-                and len(grads) == self._num_params
-                and (
-                    same_values(group, self.defaults, plan.checked, plan.checked_types)
-                    or self._refresh_hyperparameters(plan)
-                )
-            )
-        except (TypeError, ValueError, KeyError):
-            return False  # the full path raises, or rebuilds, with its own messages
-        if not ready:
-            return False
-        try:
-            bucket.run(grads, bucket.steps, True, *plan.args, False)
-        except (TypeError, ValueError):
-            return False
-        return True
+        return fast_step(self, grads)
 
     # ---------------------------------------------------------------- the step
     def _step(self, grads: Sequence[np.ndarray | None] | None, try_fast: bool = True) -> None:
