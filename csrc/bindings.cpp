@@ -1172,16 +1172,17 @@ bool fast_step(py::handle optimizer, py::handle grads) {
     PyObject *fast, *plans, *dirty, *param_groups, *plan_groups, *num_params, *defaults, *refresh;
     PyObject *group, *params_key, *params, *checked, *checked_types, *args, *buckets, *core_plan, *steps;
   };
-  static const Names names{
-      PyUnicode_InternFromString("_fast"),         PyUnicode_InternFromString("_plans"),
-      PyUnicode_InternFromString("_dirty"),        PyUnicode_InternFromString("param_groups"),
-      PyUnicode_InternFromString("_plan_groups"),  PyUnicode_InternFromString("_num_params"),
-      PyUnicode_InternFromString("defaults"),      PyUnicode_InternFromString("_refresh_hyperparameters"),
-      PyUnicode_InternFromString("group"),         PyUnicode_InternFromString("params"),
-      PyUnicode_InternFromString("params"),        PyUnicode_InternFromString("checked"),
-      PyUnicode_InternFromString("checked_types"), PyUnicode_InternFromString("args"),
-      PyUnicode_InternFromString("buckets"),       PyUnicode_InternFromString("core_plan"),
-      PyUnicode_InternFromString("steps")};
+  const auto intern = [](const char* text) {  // kept for the life of the process
+    PyObject* name = PyUnicode_InternFromString(text);
+    if (name == nullptr) throw py::error_already_set();
+    return name;
+  };
+  static const Names names{intern("_fast"),         intern("_plans"),       intern("_dirty"),
+                           intern("param_groups"),  intern("_plan_groups"), intern("_num_params"),
+                           intern("defaults"),      intern("_refresh_hyperparameters"),
+                           intern("group"),         intern("params"),       intern("params"),
+                           intern("checked"),       intern("checked_types"), intern("args"),
+                           intern("buckets"),       intern("core_plan"),    intern("steps")};
   const auto get = [](py::handle object, PyObject* name) {
     PyObject* value = PyObject_GetAttr(object.ptr(), name);
     if (value == nullptr) throw py::error_already_set();
@@ -1196,7 +1197,9 @@ bool fast_step(py::handle optimizer, py::handle grads) {
     const py::object plans = get(optimizer, names.fast);
     if (!PyList_CheckExact(plans.ptr()) || PyList_GET_SIZE(plans.ptr()) != 1) return false;
     if (get(optimizer, names.plans).ptr() != plans.ptr() || truth(get(optimizer, names.dirty))) return false;
-    const py::handle plan = PyList_GET_ITEM(plans.ptr(), 0);
+    // Owned: the hyperparameters' comparisons and _refresh_hyperparameters run Python, which
+    // could empty the list (the same for the bucket below).
+    const py::object plan = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(plans.ptr(), 0));
     if (!same_items(get(optimizer, names.param_groups), get(optimizer, names.plan_groups))) return false;
     const py::object group = get(plan, names.group);
     PyObject* params = PyObject_GetItem(group.ptr(), names.params_key);
@@ -1212,7 +1215,7 @@ bool fast_step(py::handle optimizer, py::handle grads) {
       return false;
     const py::object buckets = get(plan, names.buckets);
     if (!PyList_CheckExact(buckets.ptr()) || PyList_GET_SIZE(buckets.ptr()) != 1) return false;
-    const py::handle bucket = PyList_GET_ITEM(buckets.ptr(), 0);
+    const py::object bucket = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(buckets.ptr(), 0));
     const py::object core = get(bucket, names.core_plan);
     core.cast<const Plan&>().run_arguments(get(plan, names.args), grads, get(bucket, names.steps));
     return true;

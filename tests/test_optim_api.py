@@ -595,3 +595,33 @@ def test_docs_examples_run_as_written(capsys: pytest.CaptureFixture[str]) -> Non
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == "[ 2.  -1.   0.5] [0.3]"
     assert printed[1] == "['step', 'exp_avg', 'exp_avg_sq'] 1"
+
+
+def test_short_step_path_keeps_its_plan_alive_through_python_callbacks() -> None:
+    """The short path compares the hyperparameters with those last checked, which runs their
+    ``__eq__``: Python that may drop the optimizer's own reference to the plan being stepped.
+    The step must still use that plan (as the full path would), not freed memory."""
+    w = np.ones(4)
+    opt = optim.SGD([w], lr=0.1)
+    junk: list[Any] = []
+
+    class LR(float):
+        armed = False
+
+        def __eq__(self, other: object) -> bool:
+            if LR.armed:
+                LR.armed = False
+                opt._fast.clear()  # type: ignore[union-attr]  # the only other reference
+                junk.extend(tuple(range(k, k + 9)) for k in range(10_000))  # reuse the memory
+            return float(self) == float(other)  # type: ignore[arg-type]
+
+        __hash__ = float.__hash__
+
+    opt.param_groups[0]["lr"] = LR(0.1)
+    opt.step([np.ones(4)])
+    opt.step([np.ones(4)])
+    assert opt._fast is not None
+    opt.param_groups[0]["lr"] = LR(0.1)  # another object: compared with __eq__
+    LR.armed = True
+    opt.step([np.ones(4)])
+    np.testing.assert_allclose(w, 1.0 - 3 * 0.1)
