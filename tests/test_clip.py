@@ -195,3 +195,33 @@ def test_bad_input_is_refused_and_changes_nothing(call: Any, error: type, messag
         call(grads)
     np.testing.assert_array_equal(grads[0], [5.0, -5.0])
     np.testing.assert_array_equal(grads[1], [3.0])
+
+
+@pytest.mark.parametrize("nan_first", [False, True], ids=["float64-first", "float32-first"])
+def test_mixed_dtypes_inf_norm_keeps_a_nan(nan_first: bool) -> None:
+    """float32 and float64 gradients are reduced per dtype and the two norms combined: a NaN in
+    either must survive the combination (Python's max drops it when it comes second)."""
+
+    def grads() -> list[np.ndarray]:
+        pair = [np.array([2.0]), np.array([1.0, np.nan], np.float32)]
+        return pair[::-1] if nan_first else pair
+
+    assert math.isnan(clip_grad_norm_(grads(), 1.0, norm_type=math.inf))
+    unchanged = grads()
+    with pytest.raises(RuntimeError, match="non-finite"):
+        clip_grad_norm_(unchanged, 1.0, norm_type=math.inf, error_if_nonfinite=True)
+    assert [g.tolist() for g in unchanged][nan_first][0] == 2.0  # nothing scaled
+
+
+def test_mixed_dtypes_norm_that_overflows_is_inf() -> None:
+    """The combined norm of two dtypes overflows to inf, as one dtype's single pass does (and
+    torch's), not to an OverflowError from Python's float power or fsum."""
+    both64 = [np.array([6.5e30]), np.array([6.5e30])]
+    mixed = [np.array([6.5e30]), np.array([6.5e30], np.float32)]
+    assert clip_grad_norm_(both64, 1.0, norm_type=10) == math.inf
+    assert clip_grad_norm_(mixed, 1.0, norm_type=10) == math.inf
+    with pytest.raises(RuntimeError, match="non-finite"):
+        clip_grad_norm_([np.array([6.5e30]), np.array([6.5e30], np.float32)], 1.0, 10, True)
+    # A finite mixed norm is still the norm of the two norms.
+    g64, g32 = np.array([3.0]), np.array([4.0], np.float32)
+    assert clip_grad_norm_([g64, g32], 10.0, norm_type=3) == pytest.approx((27 + 64) ** (1 / 3))

@@ -390,6 +390,70 @@ def test_load_refuses_files_that_are_not_state_dicts(tmp_path: Any) -> None:
         load(pickled)
 
 
+def test_round_trip_of_a_longdouble_hyperparameter(tmp_path: Any) -> None:
+    """The optimizers take NumPy float scalars, longdouble too, which no Python number holds:
+    saved as a 0-d array member and read back as the same scalar (it used to recurse forever)."""
+    opt = optim.Adam([np.zeros(3)], lr=np.longdouble(1e-3) / 3)
+    opt.step([np.ones(3)])
+    save(opt.state_dict(), tmp_path / "state.npz")
+    lr = load(tmp_path / "state.npz")["param_groups"][0]["lr"]
+    assert type(lr) is np.longdouble and lr == np.longdouble(1e-3) / 3
+    opt.load_state_dict(load(tmp_path / "state.npz"))
+
+
+def _damaged_copies(path: Any, tmp_path: Any) -> dict[str, Any]:
+    """Copies of a saved file, each damaged in one way."""
+    data = path.read_bytes()
+    with zipfile.ZipFile(path) as archive:
+        info = {item.filename: item for item in archive.infolist()}
+        metadata = json.loads(archive.read("metadata.json"))
+
+    def flipped(member: str) -> bytes:
+        item = info[member]  # flip a byte of the member's data: its CRC-32 no longer matches
+        start = item.header_offset + 30 + len(item.filename.encode()) + len(item.extra)
+        at = start + item.compress_size // 2
+        return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+
+    def rewritten(new_data: Any, drop: bool = False) -> bytes:
+        replaced = {key: value for key, value in metadata.items() if key != "data"}
+        if not drop:
+            replaced["data"] = new_data
+        target = tmp_path / "rewritten.npz"
+        with zipfile.ZipFile(path) as source, zipfile.ZipFile(target, "w") as archive:
+            for name in source.namelist():
+                if name != "metadata.json":
+                    archive.writestr(name, source.read(name))
+            archive.writestr("metadata.json", json.dumps(replaced))
+        return target.read_bytes()
+
+    array_member = next(name for name in info if name.endswith(".npy"))
+    return {
+        "array-crc": flipped(array_member),
+        "metadata-crc": flipped("metadata.json"),
+        "no-data": rewritten(None, drop=True),
+        "bad-tuple": rewritten({"__tuple__": 5}),
+        "bad-dict": rewritten({"__dict__": [[{"a": 1}, 2]]}),
+        "bad-scalar": rewritten({"__scalar__": ["zz", 1]}),
+    }
+
+
+@pytest.mark.parametrize(
+    "damage", ["array-crc", "metadata-crc", "no-data", "bad-tuple", "bad-dict", "bad-scalar"]
+)
+def test_load_refuses_a_damaged_file_with_value_error(damage: str, tmp_path: Any) -> None:
+    """load() promises ValueError for a damaged file: a flipped byte (CRC-32), metadata
+    without its data, or tags whose content has the wrong shape."""
+    params = _params()
+    opt = _make("Adam", params)
+    opt.step(_grads(0))
+    path = tmp_path / "adam.npz"
+    save(opt.state_dict(), path)
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(_damaged_copies(path, tmp_path)[damage])
+    with pytest.raises(ValueError, match="is damaged"):
+        load(damaged)
+
+
 @pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
 def test_saved_file_keeps_a_normal_mode(tmp_path: Any) -> None:
     """The temporary file is private while written; the checkpoint gets the replaced file's

@@ -59,10 +59,14 @@ def _global_norm(arrays: list[np.ndarray], order: float) -> float:
     norms = [_core.grad_norm(group, order) for group in by_dtype.values()]
     if len(norms) == 1:
         return float(norms[0])
-    # Mixed float32/float64: combine the per-dtype norms (the norm of the norms).
+    # Mixed float32/float64: combine the per-dtype norms (the norm of the norms), with NumPy's
+    # rules: a NaN wins (also over inf, for the max), and a sum of powers that overflows is
+    # inf, as the single pass over one dtype gives, not an OverflowError.
+    values = np.array(norms, dtype=np.float64)
     if math.isinf(order):
-        return float(max(norms))
-    return float(math.fsum(norm**order for norm in norms) ** (1.0 / order))
+        return float(np.max(values))
+    with np.errstate(over="ignore"):
+        return float(np.sum(values**order) ** (1.0 / order))
 
 
 def clip_grad_norm_(

@@ -64,7 +64,10 @@ def _encode(value: Any, path: list[str], arrays: dict[str, np.ndarray]) -> Any:
     if isinstance(value, np.generic):
         if not isinstance(value, (np.bool_, np.integer, np.floating)):
             raise TypeError(f"cannot save the NumPy scalar {value!r} at {'.'.join(path)}")
-        return {_SCALAR: [value.dtype.str, _encode(value.item(), path, arrays)]}
+        item = value.item()
+        if isinstance(item, np.generic):  # longdouble: no Python number holds it; a 0-d array
+            return {_SCALAR: [value.dtype.str, _encode(np.asarray(value), path, arrays)]}
+        return {_SCALAR: [value.dtype.str, _encode(item, path, arrays)]}
     if value is None or isinstance(value, (bool, str, int)):
         return value
     if isinstance(value, float):
@@ -229,6 +232,8 @@ def load(path: PathT) -> Any:
             metadata = json.loads(archive.read(_METADATA))
         except KeyError:
             raise ValueError(f"{path} has no {_METADATA}: not written by fusedoptim.save") from None
+        except (zipfile.BadZipFile, EOFError, UnicodeDecodeError) as error:  # a damaged member
+            raise ValueError(f"{path} is damaged: {type(error).__name__}: {error}") from None
         if not isinstance(metadata, dict) or metadata.get("format") != _FORMAT:
             raise ValueError(f"{path} is not a fusedoptim state-dict file")
         if metadata.get("version") != _VERSION:
@@ -236,4 +241,9 @@ def load(path: PathT) -> Any:
                 f"{path} has format version {metadata.get('version')!r}; this fusedoptim reads "
                 f"version {_VERSION}"
             )
-        return _decode(metadata["data"], archive)
+        try:
+            return _decode(metadata["data"], archive)
+        except ValueError:
+            raise
+        except (zipfile.BadZipFile, KeyError, TypeError, IndexError, EOFError) as error:
+            raise ValueError(f"{path} is damaged: {type(error).__name__}: {error}") from None
