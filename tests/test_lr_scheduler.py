@@ -1634,3 +1634,95 @@ def test_plot_without_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"pip install fusedoptim\[plot\]"):
         ours.plot(lambda step: 0.1, 10)
+
+
+def _sequential_with_cyclers(optimizer: Any) -> Any:
+    return ours.SequentialLR(
+        optimizer,
+        [
+            ours.CyclicLR(optimizer, 0.01, 0.1, step_size_up=10),  # cycles the momentum
+            ours.ExponentialLR(optimizer, 0.95),  # leaves it alone
+            ours.OneCycleLR(optimizer, 0.1, total_steps=50),  # not started yet at the save
+        ],
+        milestones=[15, 40],
+    )
+
+
+def _chained_with_cyclers(optimizer: Any) -> Any:
+    # The same inside a ChainedScheduler: composites at two levels.
+    inner = _sequential_with_cyclers(optimizer)
+    return ours.ChainedScheduler([inner, ours.ConstantLR(optimizer, 0.5, total_iters=30)])
+
+
+@pytest.mark.parametrize("kind", ["SGD", "Adam"])
+@pytest.mark.parametrize("build", [_sequential_with_cyclers, _chained_with_cyclers])
+def test_resumed_composite_puts_back_the_momentum_in_effect(kind: str, build: Any) -> None:
+    """Loading a composite loads its schedulers, and each cycling one puts back its own last
+    momentum, also one that has not started yet or is done; the composite must end with the
+    momentum (or beta1) in effect at the save, so the resumed run is the uninterrupted one."""
+    import fusedoptim
+
+    def make() -> Any:
+        if kind == "SGD":
+            return fusedoptim.SGD([np.zeros(3)], lr=0.1, momentum=0.9)
+        return fusedoptim.Adam([np.zeros(3)], lr=0.1, betas=(0.9, 0.999))
+
+    def momentum(optimizer: Any) -> float:
+        group = optimizer.param_groups[0]
+        return group["momentum"] if kind == "SGD" else group["betas"][0]
+
+    optimizer = make()
+    scheduler = build(optimizer)
+    for _ in range(20):
+        optimizer.step([np.ones(3)])
+        scheduler.step()
+    saved_optimizer = copy.deepcopy(optimizer.state_dict())
+    saved_scheduler = scheduler.state_dict()
+    uninterrupted = [(momentum(optimizer), optimizer.param_groups[0]["lr"])]
+    for _ in range(25):
+        optimizer.step([np.ones(3)])
+        scheduler.step()
+        uninterrupted.append((momentum(optimizer), optimizer.param_groups[0]["lr"]))
+    for load_optimizer_first in (True, False):
+        resumed = make()
+        resumed_scheduler = build(resumed)
+        if load_optimizer_first:
+            resumed.load_state_dict(copy.deepcopy(saved_optimizer))
+        resumed_scheduler.load_state_dict(copy.deepcopy(saved_scheduler))
+        if not load_optimizer_first:
+            resumed.load_state_dict(copy.deepcopy(saved_optimizer))
+        run = [(momentum(resumed), resumed.param_groups[0]["lr"])]
+        for _ in range(25):
+            resumed.step([np.ones(3)])
+            resumed_scheduler.step()
+            run.append((momentum(resumed), resumed.param_groups[0]["lr"]))
+        assert run == uninterrupted, load_optimizer_first
+
+
+@pytest.mark.parametrize(("start_factor", "total_iters"), [(0.1, 4), (0.3, 6), (0.7, 3)])
+def test_linear_lr_to_zero_never_goes_negative(start_factor: float, total_iters: int) -> None:
+    """torch's LinearLR recursion can round its last factor to end_factor=0 below zero (about
+    -5e-19 of the lr); fusedoptim's optimizers refuse a negative lr, so that factor is zero.
+    Every other lr is torch's, bit for bit."""
+    import fusedoptim
+
+    optimizer = fusedoptim.SGD([np.zeros(3)], lr=0.1)
+    scheduler = ours.LinearLR(optimizer, start_factor, end_factor=0.0, total_iters=total_iters)
+    mine = []
+    for _ in range(total_iters + 3):
+        optimizer.step([np.ones(3)])  # refuses a negative lr
+        scheduler.step()
+        mine.append(optimizer.param_groups[0]["lr"])
+    assert mine[total_iters - 1 :] == [0.0] * 4  # these three round below zero in torch
+    torch = pytest.importorskip("torch")
+    theirs_optimizer = torch.optim.SGD([torch.zeros(3, requires_grad=True)], lr=0.1)
+    theirs = torch.optim.lr_scheduler.LinearLR(
+        theirs_optimizer, start_factor, end_factor=0.0, total_iters=total_iters
+    )
+    expected = []
+    for _ in range(total_iters + 3):
+        theirs_optimizer.step()
+        theirs.step()
+        expected.append(theirs_optimizer.param_groups[0]["lr"])
+    assert mine == [max(lr, 0.0) for lr in expected]
+    assert min(expected) < 0  # the case the clamp is for

@@ -841,14 +841,14 @@ class LinearLR(LRScheduler):
         if self._is_initial or self.last_epoch > self.total_iters:
             return _group_values(self.optimizer, "lr")
         change = self.end_factor - self.start_factor
-        return [
-            group["lr"]
-            * (
-                1.0
-                + change / (self.total_iters * self.start_factor + (self.last_epoch - 1) * change)
-            )
-            for group in self.optimizer.param_groups
-        ]
+        factor = 1.0 + change / (
+            self.total_iters * self.start_factor + (self.last_epoch - 1) * change
+        )
+        # torch's recursion, bit for bit, except that a factor that rounding takes below zero
+        # (the last step to end_factor=0, e.g. -5.6e-19 for start_factor=0.1, total_iters=4)
+        # is zero: a negative lr is refused by the optimizers here, which check every new value.
+        factor = max(factor, 0.0)
+        return [group["lr"] * factor for group in self.optimizer.param_groups]
 
     def _get_closed_form_lr(self) -> list[Any]:
         return [
@@ -1571,23 +1571,53 @@ class OneCycleLR(LRScheduler):
 # Composite schedulers.
 
 
+def _momentum_cyclers(scheduler: Any) -> list[Any]:
+    """The schedulers inside a composite (at any depth) that cycle the momentum."""
+    found = []
+    for inner in scheduler._schedulers:
+        if isinstance(inner, _CompositeScheduler):
+            found += _momentum_cyclers(inner)
+        elif getattr(inner, "cycle_momentum", False):
+            found.append(inner)
+    return found
+
+
 class _CompositeScheduler(LRScheduler):
-    """A scheduler made of others (SequentialLR, ChainedScheduler): its state holds theirs."""
+    """A scheduler made of others (SequentialLR, ChainedScheduler): its state holds theirs.
+
+    Where some of them cycle the momentum (CyclicLR, OneCycleLR), the state also holds the
+    momentum (or ``betas[0]``) each group had when it was saved: loading the inner schedulers
+    puts back each one's own last momentum, also that of one not started yet or already done,
+    so the composite puts back the one that was in effect, last.
+    """
 
     _schedulers: list[Any]
 
     def state_dict(self) -> dict[str, Any]:
         state = self._copy_state(("optimizer", "_schedulers"))
         state["_schedulers"] = [scheduler.state_dict() for scheduler in self._schedulers]
+        cyclers = _momentum_cyclers(self)
+        if cyclers:
+            key = "betas" if cyclers[0].use_beta1 else "momentum"
+            state["_optimizer_momentum"] = [
+                copy.deepcopy(group[key][0] if key == "betas" else group[key])
+                for group in self.optimizer.param_groups
+            ]
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state = dict(state_dict)
         inner_states = state.pop("_schedulers")
+        momentums = state.pop("_optimizer_momentum", None)
         for scheduler, inner in zip(self._schedulers, inner_states):
             scheduler.load_state_dict(inner)
         # Last, so that the optimizer ends with this scheduler's lr, not a sub-scheduler's.
         super().load_state_dict(state)
+        cyclers = _momentum_cyclers(self)
+        groups = self.optimizer.param_groups
+        if cyclers and momentums is not None and len(momentums) == len(groups):
+            for group, momentum in zip(groups, momentums):
+                _set_momentum(group, copy.deepcopy(momentum), cyclers[0].use_beta1)
 
 
 class SequentialLR(_CompositeScheduler):
