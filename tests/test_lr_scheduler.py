@@ -1726,3 +1726,28 @@ def test_linear_lr_to_zero_never_goes_negative(start_factor: float, total_iters:
         expected.append(theirs_optimizer.param_groups[0]["lr"])
     assert mine == [max(lr, 0.0) for lr in expected]
     assert min(expected) < 0  # the case the clamp is for
+
+
+@pytest.mark.parametrize(
+    ("total_steps", "pct_start", "three_phase"), [(10, 0.1, False), (20, 0.05, True)]
+)
+def test_one_cycle_warmup_of_no_length_is_refused_when_built(
+    total_steps: int, pct_start: float, three_phase: bool
+) -> None:
+    """pct_start * total_steps == 1 ends the warmup where it starts: torch divides by zero at
+    construction (ZeroDivisionError); here a ValueError says why, and nothing is written."""
+    optimizer = SimpleNamespace(
+        param_groups=[{"lr": 0.1, "momentum": 0.9}], defaults={"momentum": 0.9}
+    )
+    with pytest.raises(ValueError, match=r"pct_start \* total_steps is 1"):
+        ours.OneCycleLR(
+            optimizer, 0.1, total_steps=total_steps, pct_start=pct_start, three_phase=three_phase
+        )
+    assert optimizer.param_groups == [{"lr": 0.1, "momentum": 0.9}]
+    torch = pytest.importorskip("torch")
+    theirs = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
+    with pytest.raises(ZeroDivisionError):
+        torch.optim.lr_scheduler.OneCycleLR(
+            theirs, 0.1, total_steps=total_steps, pct_start=pct_start, three_phase=three_phase
+        )
+    ours.OneCycleLR(optimizer, 0.1, total_steps=total_steps, pct_start=2 * pct_start)  # fine

@@ -1431,6 +1431,13 @@ class OneCycleLR(LRScheduler):
                 f"three_phase needs pct_start <= 0.5: the warmup ({pct_start} of total_steps) "
                 "and its mirror must fit in the schedule"
             )
+        if float(pct_start * self.total_steps) == 1.0:
+            # The warmup would end where it starts, at step 0: torch divides by zero there.
+            raise ValueError(
+                f"pct_start * total_steps is 1 (pct_start={pct_start!r}, total_steps="
+                f"{self.total_steps}): the warmup phase would have no length; choose a "
+                "pct_start that gives it at least 2 steps, or 0"
+            )
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(
                 f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy!r}"
