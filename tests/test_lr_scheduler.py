@@ -1751,3 +1751,22 @@ def test_one_cycle_warmup_of_no_length_is_refused_when_built(
             theirs, 0.1, total_steps=total_steps, pct_start=pct_start, three_phase=three_phase
         )
     ours.OneCycleLR(optimizer, 0.1, total_steps=total_steps, pct_start=2 * pct_start)  # fine
+
+
+def test_multistep_milestones_survive_a_saved_file(tmp_path: Any) -> None:
+    """fusedoptim.save keeps dicts, not Counters: a MultiStepLR loaded from the file gets its
+    Counter back, so the closed form (step(epoch)) works as before the save."""
+    import fusedoptim
+
+    optimizer = fusedoptim.SGD([np.zeros(3)], lr=1.0)
+    scheduler = ours.MultiStepLR(optimizer, milestones=[2, 2, 5], gamma=0.5)
+    for _ in range(3):
+        optimizer.step([np.ones(3)])
+        scheduler.step()
+    fusedoptim.save(scheduler.state_dict(), tmp_path / "scheduler.npz")
+    restored = ours.MultiStepLR(fusedoptim.SGD([np.zeros(3)], lr=1.0), milestones=[1])
+    restored.load_state_dict(fusedoptim.load(tmp_path / "scheduler.npz"))
+    assert restored.milestones == scheduler.milestones
+    with pytest.warns(UserWarning):
+        restored.step(6)  # the deprecated closed-form path reads milestones.elements()
+    assert restored.get_last_lr() == [0.5**3]

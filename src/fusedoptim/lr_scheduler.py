@@ -727,6 +727,13 @@ class MultiStepLR(LRScheduler):
             for group in self.optimizer.param_groups
         ]
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        # A state that went through a format without Counters (fusedoptim.save, JSON) holds
+        # the milestones as a plain dict of counts.
+        if not isinstance(self.milestones, Counter):
+            self.milestones = Counter(self.milestones)
+
     def _get_closed_form_lr(self) -> list[Any]:
         milestones = sorted(self.milestones.elements())
         return [
