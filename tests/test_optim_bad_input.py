@@ -673,3 +673,30 @@ def test_strided_gradient_spanning_another_parameter_says_it_is_not_contiguous()
     with pytest.raises(ValueError, match="gradient for parameter 1 shares memory with parameter 0"):
         opt.step([np.ones(8), base[2:6]])
     assert (base == 0).all()
+
+
+@pytest.mark.parametrize("change", ["step-count", "data-moved"])
+def test_later_group_with_state_still_missing_is_checked_before_any_group_is_written(
+    change: str,
+) -> None:
+    """A group that still lacks state for some tensor was checked in Python only, which missed
+    what the core checks (a refused step count, a parameter whose memory moved): the first
+    group was written, then the core refused the second. Now nothing is written."""
+    a, b, c = np.ones(3), np.ones(3), np.ones(3)
+    opt = optim.Adam([{"params": [a]}, {"params": [b, c]}], lr=0.1)
+    opt.step([np.ones(3), np.ones(3), None])  # c has no state yet
+    if change == "step-count":
+        opt.state[b]["step"][...] = -1  # written into the live count
+        match = r"state\['step'\] of parameter 1 is -1: step counts cannot be negative"
+    else:
+        address = b.ctypes.data
+        b.resize(10**6, refcheck=False)
+        b.resize(3, refcheck=False)
+        if b.ctypes.data == address:
+            pytest.skip("the allocator gave the same memory back")
+        match = "data moved"
+    saved = [a.copy(), opt.state[a]["exp_avg"].copy(), int(opt.state[a]["step"])]
+    with pytest.raises(ValueError, match=match):
+        opt.step([np.ones(3), np.ones(3), None])
+    assert np.array_equal(a, saved[0]) and np.array_equal(opt.state[a]["exp_avg"], saved[1])
+    assert int(opt.state[a]["step"]) == saved[2]

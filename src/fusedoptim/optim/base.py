@@ -1079,10 +1079,13 @@ class Optimizer:
             calls = sum(len(plan.buckets) for plan in plans)
             for plan, plan_grads in zip(plans, group_grads):
                 if any(bucket.missing for bucket in plan.buckets):
-                    # The core sees these tensors only after their state is created: check
-                    # here what it would (a parameter changed in place since it was given).
+                    # The core sees the tensors without state only after it is created: check
+                    # here what it would (a parameter changed in place since it was given, a
+                    # step count it refuses), and the others with the core.
                     self._check_params_unchanged(plan)
                     self._check_grads(plan, plan_grads)
+                    self._check_step_counts(plan)
+                    self._run_buckets(plan, plan_grads, check_only=True)
                 elif calls > 1:
                     self._run_buckets(plan, plan_grads, check_only=True)
 
@@ -1095,8 +1098,20 @@ class Optimizer:
             if not plans[0].buckets[0].missing:
                 self._fast = plans
 
+    def _has_state(self, plan: _Plan, bucket: _Bucket, j: int) -> bool:
+        """Whether tensor ``j`` of ``bucket`` has all the state the group's options use."""
+        if self._keeps_step and "step" not in bucket.entries[j].state:
+            return False
+        return all(bucket.states[kind][j] is not None for kind in plan.kinds)
+
     def _run_buckets(self, plan: _Plan, plan_grads: Sequence[Any], check_only: bool) -> None:
-        """One core call per bucket of the group; state still missing is created first."""
+        """One core call per bucket of the group; state still missing is created first.
+
+        With ``check_only``, a bucket whose state is still missing for some tensors checks the
+        others (their gradients, parameters and step counts, as the core would when it runs);
+        the tensors without state are checked by :meth:`_check_grads` and
+        :meth:`_check_params_unchanged`, and get a fresh core plan when their state is made.
+        """
         args = plan.args
         for bucket in plan.buckets:
             bucket_grads = plan_grads if bucket.take is None else bucket.take(plan_grads)
@@ -1104,12 +1119,18 @@ class Optimizer:
                 self._create_state(
                     plan, bucket, [j for j, grad in enumerate(bucket_grads) if grad is not None]
                 )
+            elif bucket.missing:
+                bucket_grads = [
+                    grad if self._has_state(plan, bucket, j) else None
+                    for j, grad in enumerate(bucket_grads)
+                ]
             try:
                 bucket.run(bucket_grads, bucket.steps, True, *args, check_only)
             except (TypeError, ValueError) as error:
                 # Say which parameter, in the user's numbering, when we can.
                 self._check_grads(plan, plan_grads, cause=error)
                 self._check_params_unchanged(plan, cause=error)
+                self._check_step_counts(plan, cause=error)
                 flat: list[Any] = [None] * self._num_params
                 flat[plan.start : plan.stop] = plan_grads
                 try:
@@ -1151,6 +1172,31 @@ class Optimizer:
                     )
             except (TypeError, ValueError) as error:
                 raise error from cause
+
+    def _check_step_counts(self, plan: _Plan, cause: BaseException | None = None) -> None:
+        """Raise, with the parameter's label, for a step count the core would refuse (one
+        written into ``state['step']``: negative, or the largest int64, which cannot be
+        incremented)."""
+        if not self._keeps_step:
+            return  # SGD's counts are its own (a first-step flag), never the user's
+        largest = np.iinfo(np.int64).max
+        for bucket in plan.buckets:
+            positions = range(len(bucket.arrays)) if bucket.positions is None else bucket.positions
+            for j, position in enumerate(positions):
+                if "step" not in bucket.entries[j].state:
+                    continue  # made at 0 with the rest of its state
+                count = int(bucket.steps[j])
+                if count < 0 or count == largest:
+                    label = self._label(plan.start + position, plan.group, position)
+                    label = f"{label}.data" if self._objects else label
+                    raise ValueError(
+                        f"the state['step'] of {label} is {count}: "
+                        + (
+                            "step counts cannot be negative"
+                            if count < 0
+                            else "it cannot be incremented past the largest int64"
+                        )
+                    ) from cause
 
     def _written_footprint(
         self, plans: Sequence[_Plan]
