@@ -625,3 +625,36 @@ def test_short_step_path_keeps_its_plan_alive_through_python_callbacks() -> None
     LR.armed = True
     opt.step([np.ones(4)])
     np.testing.assert_allclose(w, 1.0 - 3 * 0.1)
+
+
+def test_assigning_state_replaces_it_as_in_torch() -> None:
+    """``opt.state = defaultdict(dict)`` is torch's way to reset an optimizer: every parameter
+    starts again from no state. (It used to be ignored: the steps kept the old moments.)"""
+    w, fresh_w = np.zeros(2), np.zeros(2)
+    opt = optim.Adam([w], lr=0.1)
+    opt.step([np.array([1.0, -2.0])])
+    w[:] = fresh_w
+    opt.state = collections.defaultdict(dict)
+    assert len(opt.state) == 0 and opt.state_dict()["state"] == {}
+    fresh = optim.Adam([fresh_w], lr=0.1)
+    opt.step([np.array([0.5, 3.0])])
+    fresh.step([np.array([0.5, 3.0])])
+    assert np.array_equal(w, fresh_w)
+    assert int(opt.state[w]["step"]) == 1
+    # A mapping with state for some parameters (objects: arrays cannot be dict keys): those get
+    # it, the others none.
+    p, q = Param(np.zeros(2)), Param(np.zeros(3))
+    two = optim.SGD([p, q], lr=0.1, momentum=0.9)
+    p.grad, q.grad = np.ones(2), np.ones(3)
+    two.step()
+    two.state = {p: {"momentum_buffer": np.full(2, 5.0)}}
+    assert q not in two.state and np.array_equal(two.state[p]["momentum_buffer"], [5.0, 5.0])
+    with pytest.raises(ValueError, match="not a parameter of this optimizer"):
+        two.state = {p: {}, "weights": {}}
+    with pytest.raises(TypeError, match="must be a mapping"):
+        two.state = [p]  # type: ignore[assignment]
+    with pytest.raises(TypeError, match="must be a mapping"):
+        two.state = {p: 3}
+    assert np.array_equal(two.state[p]["momentum_buffer"], [5.0, 5.0])  # nothing changed
+    two.step()
+    np.testing.assert_allclose(two.state[p]["momentum_buffer"], 0.9 * 5.0 + 1.0)

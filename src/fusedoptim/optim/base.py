@@ -434,7 +434,7 @@ class Optimizer:
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
         self._check_hyperparameters(defaults)
         self.defaults: dict[str, Any] = defaults
-        self.state: StateMap = StateMap()
+        self._state = StateMap()
         self.param_groups: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._plans: list[_Plan] = []
@@ -496,6 +496,41 @@ class Optimizer:
         raise NotImplementedError
 
     # ---------------------------------------------------------------- public API
+    @property
+    def state(self) -> StateMap:
+        """Per-parameter state, keyed by parameter identity (see :class:`StateMap`)."""
+        return self._state
+
+    @state.setter
+    def state(self, value: Mapping[Any, Any]) -> None:
+        """Replace the whole state, as assigning ``opt.state`` does in PyTorch: each parameter
+        gets ``value[p]`` (a mapping), or no state where ``value`` has none, so
+        ``opt.state = collections.defaultdict(dict)`` resets every parameter's state. Keys
+        must be this optimizer's parameters; nothing changes if one is not."""
+        if not isinstance(value, Mapping):
+            raise TypeError(
+                f"state must be a mapping of parameters to dicts, got {_describe(value)}"
+            )
+        items = list(value.items())
+        with self._lock:
+            for param, param_state in items:
+                try:
+                    self._state._entry(param)
+                except KeyError:
+                    raise ValueError(
+                        f"state has a key that is not a parameter of this optimizer: "
+                        f"{_describe(param)}"
+                    ) from None
+                if not isinstance(param_state, Mapping):
+                    raise TypeError(
+                        f"the state of a parameter must be a mapping, got {_describe(param_state)}"
+                    )
+            for entry in self._state._entries.values():
+                dict.clear(entry.state)
+            for param, param_state in items:
+                self._state[param] = param_state
+            self._dirty = True
+
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
         for index, group in enumerate(self.param_groups):
