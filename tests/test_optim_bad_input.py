@@ -700,3 +700,18 @@ def test_later_group_with_state_still_missing_is_checked_before_any_group_is_wri
         opt.step([np.ones(3), np.ones(3), None])
     assert np.array_equal(a, saved[0]) and np.array_equal(opt.state[a]["exp_avg"], saved[1])
     assert int(opt.state[a]["step"]) == saved[2]
+
+
+def test_parameter_or_state_sharing_memory_with_a_step_count_is_refused() -> None:
+    """The core increments every state['step'] it steps: a parameter that is a view of one
+    would be corrupted, then every later step refused. Refused when the group is added. (A
+    state array assigned a view of a count is harmless: the assignment rebuilds the plans,
+    which give the counts new memory.)"""
+    w = np.ones(3)
+    opt = optim.Adam([w], lr=0.1)
+    opt.step([np.ones(3)])
+    with pytest.raises(ValueError, match=r"shares memory with state\['step'\] of parameter 0"):
+        opt.add_param_group({"params": [opt.state[w]["step"].view(np.float64)]})
+    assert len(opt.param_groups) == 1 and int(opt.state[w]["step"]) == 1
+    opt.step([np.ones(3)])
+    assert int(opt.state[w]["step"]) == 2

@@ -1236,8 +1236,9 @@ class Optimizer:
     def _written_footprint(
         self, plans: Sequence[_Plan]
     ) -> tuple[Any, list[tuple[str | None, int]]]:
-        """The arrays that the plans' core calls write (parameters, and the state their options
-        use), as a ``_core.Footprint``, with (state kind or None, parameter index) for each."""
+        """The arrays that the plans' core calls write (parameters, the state their options use
+        and the step counts), as a ``_core.Footprint``, with (state kind or None, parameter
+        index) for each."""
         written: list[np.ndarray] = []
         where: list[tuple[str | None, int]] = []
         for plan in plans:
@@ -1254,6 +1255,9 @@ class Optimizer:
                         if state is not None:
                             written.append(state)
                             where.append((kind, index))
+                    if self._keeps_step:  # the count the core increments (state['step'])
+                        written.append(bucket.steps[j : j + 1])
+                        where.append(("step", index))
         return _core.Footprint(written), where
 
     def _written_label(self, where: tuple[str | None, int]) -> str:
