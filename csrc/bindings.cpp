@@ -474,7 +474,19 @@ void update(const Spec& spec, py::handle params_in, py::handle grads_in,
     }
   for (std::size_t i = 0; i < n; ++i) {
     const py::handle g = grads[i];
-    if (g.is_none()) continue;
+    if (g.is_none()) {
+      // Not updated, so not checked as arrays the call writes; but what is not an array at all
+      // is a mistake the caller should hear of (a state may be None: not created yet).
+      if (!py::isinstance<py::array>(params[i]))
+        check.type_error(Checker::item("params", i) + " must be a numpy.ndarray of float32 or float64, got " +
+                         type_name(params[i]));
+      for (int k = 2; k < per_tensor; ++k) {
+        const py::handle state = states[slot_of[k - 2]][i];
+        if (!state.is_none() && !py::isinstance<py::array>(state))
+          check.type_error(Checker::item(names[k], i) + " must be a numpy.ndarray or None, got " + type_name(state));
+      }
+      continue;
+    }
     if (launch.type_num < 0 && py::isinstance<py::array>(params[i]))
       launch.type_num = py::reinterpret_borrow<py::array>(params[i]).dtype().num();
     const py::array param = check.check("params", i, params[i], true, nullptr, launch.type_num);

@@ -447,3 +447,25 @@ def test_a_numpy_scalar_gradient_is_not_called_an_array() -> None:
         TypeError, match="grads\\[0\\] must be a numpy.ndarray .*, got numpy.float64"
     ):
         functional.sgd([np.ones(())], [np.float64(1.0)], None, step=1, lr=0.1)
+
+
+@pytest.mark.parametrize("where", ["param", "state"])
+def test_entry_without_gradient_is_still_checked_for_its_type(where: str) -> None:
+    """An entry whose gradient is None is skipped (not updated), but a parameter or state that
+    is not an array at all is refused, with nothing written (it was accepted silently)."""
+    params: list[Any] = [np.ones(3), np.ones(3)]
+    exp_avgs: list[Any] = [np.zeros(3), np.zeros(3)]
+    if where == "param":
+        params[1] = "junk"
+        match = r"params\[1\] must be a numpy.ndarray"
+    else:
+        exp_avgs[1] = 42
+        match = r"exp_avgs\[1\] must be a numpy.ndarray or None"
+    with pytest.raises(TypeError, match=match):
+        functional.adam(params, [np.ones(3), None], exp_avgs, [np.zeros(3), None], None, step=1)
+    assert np.array_equal(params[0], np.ones(3)) and not exp_avgs[0].any()
+    # None for a state not created yet is fine, and the entry is left alone.
+    kept = params[0]
+    moments: list[Any] = [[np.zeros(3), None], [np.zeros(3), None]]
+    functional.adam([np.ones(3), kept], [np.ones(3), None], *moments, None, step=1)
+    assert np.array_equal(kept, np.ones(3))
