@@ -1350,3 +1350,79 @@ def test_misaligned_gradient_is_copied_without_copying_the_others() -> None:
 
     fused, reference = run(ft), run(torch.optim)
     assert all(map(torch.equal, fused, reference))
+
+
+def _adam_pair() -> list[tuple[Any, Any]]:
+    """The same one-parameter Adam in torch and in fusedoptim.torch."""
+    pairs = []
+    for cls in (torch.optim.Adam, ft.Adam):
+        p = torch.tensor([0.5, -1.5], requires_grad=True)
+        pairs.append((p, cls([p], lr=0.1)))
+    return pairs
+
+
+def _step(p: Any, optimizer: Any, grad: list[float]) -> None:
+    p.grad = torch.tensor(grad)
+    optimizer.step()
+
+
+def test_a_state_object_put_back_is_used_again_as_in_torch() -> None:
+    """Each state object counts its own writes; a plan made with one must not be taken for
+    valid with another whose count happens to be equal (a scratch state swapped in and the
+    saved one put back, or another optimizer's state)."""
+    results = []
+    for p, optimizer in _adam_pair():
+        for _ in range(3):
+            _step(p, optimizer, [1.0, -2.0])
+        saved = optimizer.state
+        optimizer.state = defaultdict(dict)
+        _step(p, optimizer, [0.5, 3.0])
+        optimizer.state = saved
+        _step(p, optimizer, [0.5, 3.0])
+        results.append((p.detach().clone(), dict(optimizer.state[p])))
+    (theirs, their_state), (mine, my_state) = results
+    assert torch.equal(mine, theirs)
+    assert float(my_state["step"]) == float(their_state["step"]) == 4
+    assert torch.equal(my_state["exp_avg"], their_state["exp_avg"])
+
+
+def test_state_or_assignment_is_seen_as_in_torch() -> None:
+    """optimizer.state |= {p: {...}} replaces p's state, as item assignment does."""
+    results = []
+    for p, optimizer in _adam_pair():
+        _step(p, optimizer, [1.0, 1.0])
+        optimizer.state |= {
+            p: {
+                "step": torch.tensor(1.0),
+                "exp_avg": torch.full((2,), -5.0),
+                "exp_avg_sq": torch.ones(2),
+            }
+        }
+        _step(p, optimizer, [1.0, 1.0])
+        results.append((p.detach().clone(), optimizer.state[p]["exp_avg"].clone()))
+    (theirs, their_avg), (mine, my_avg) = results
+    assert torch.equal(mine, theirs) and torch.equal(my_avg, their_avg)
+
+
+def test_copies_of_the_state_work_as_in_torch() -> None:
+    """state.copy(), copy.copy(state), state | {} and {} | state raised TypeError (defaultdict
+    builds its copies through the class's constructor); they are mappings of the state as on
+    torch's defaultdict, and a copy put back continues as it does in torch."""
+    results = []
+    for p, optimizer in _adam_pair():
+        _step(p, optimizer, [1.0, 1.0])
+        copies = [
+            optimizer.state.copy(),
+            copy.copy(optimizer.state),
+            optimizer.state | {},
+            {} | optimizer.state,
+        ]
+        for copied in copies:
+            assert isinstance(copied, defaultdict) and list(copied) == [p]
+            assert float(copied[p]["step"]) == 1
+        _step(p, optimizer, [1.0, -1.0])
+        optimizer.state = copies[0]  # put back
+        _step(p, optimizer, [2.0, 1.0])
+        results.append((p.detach().clone(), float(optimizer.state[p]["step"])))
+    assert results[1][1] == results[0][1]
+    assert torch.equal(results[1][0], results[0][0])

@@ -43,8 +43,9 @@ another parameter's (in any group) and state tensors that share memory with anot
 its state, and ``differentiable=True`` / ``capturable=True`` (autograd through the step and
 CUDA-graph capture are things these kernels do not do). Parameters are checked when they are
 given, so most of these refusals come from the constructor or ``add_param_group``. ``foreach``
-and ``fused`` are accepted with any value and stored as given: both ask for a multi-tensor
-implementation, which is the only one here. Parameters that are dense but not contiguous
+and ``fused`` (where torch's class takes it: not RMSprop and Adadelta) are accepted with any
+value and stored as given: both ask for a multi-tensor implementation, which is the only one
+here. Parameters that are dense but not contiguous
 (``channels_last`` convolution weights, a transposed weight) are updated in place like contiguous
 ones; a gradient whose layout differs from its parameter's, that is misaligned, or that shares
 memory with a parameter or state its own kernel call updates (its group's, of its dtype), is read
@@ -175,7 +176,12 @@ class _State(defaultdict):
     ``defaultdict(dict)`` of plain dicts.
     """
 
-    def __init__(self, items: Any = ()) -> None:
+    def __init__(self, *args: Any) -> None:
+        # defaultdict's copy(), copy.copy() and | build the copy as type(self)(factory, items):
+        # the factory is this class's own, so only the items count.
+        if len(args) > 2:
+            raise TypeError(f"_State takes at most 2 arguments, got {len(args)}")
+        items = args[-1] if args and (len(args) == 2 or not callable(args[0])) else ()
         super().__init__()
         self.counter = _Counter()
         self.default_factory = self._new_param_state
@@ -217,6 +223,10 @@ class _State(defaultdict):
     def update(self, *args: Any, **kwargs: Any) -> None:
         for key, value in dict(*args, **kwargs).items():
             self[key] = value
+
+    def __ior__(self, other: Any) -> _State:  # type: ignore[override]
+        self.update(other)  # counted, and each dict wrapped, as by item assignment
+        return self
 
     def __reduce__(self) -> tuple[Any, ...]:
         plain = {key: dict(v) if isinstance(v, dict) else v for key, v in self.items()}
@@ -367,6 +377,7 @@ class _Plan:
         "written",
         "needs",
         "version",
+        "counter",
         "tensors",
         "positions",
         "permuted",
@@ -392,6 +403,7 @@ class _Plan:
     written: list[_Written]
     needs: tuple[bool, ...]
     version: int
+    counter: _Counter
     tensors: list[torch.Tensor]
     positions: list[int]
     permuted: dict[int, list[int]]
@@ -407,7 +419,7 @@ class _Plan:
     expected: _Expected
     subsets: dict[tuple[int, ...], _Expected]
 
-    def matches(self, group: dict[str, Any], version: int, needs: tuple[bool, ...]) -> bool:
+    def matches(self, group: dict[str, Any], counter: _Counter, needs: tuple[bool, ...]) -> bool:
         """Whether the plan still describes ``group`` (cheap: a few C-level passes).
 
         A new ``.data`` can keep the address (``p.data = p.data.t()`` and ``.view(-1)`` reuse
@@ -420,7 +432,11 @@ class _Plan:
         them at every step too would cost as much again as both passes here.
         """
         params = group["params"]
-        if group is not self.group or version != self.version or needs != self.needs:
+        if group is not self.group or needs != self.needs:
+            return False
+        # Another state object (optimizer.state replaced, or put back) has its own counter,
+        # whose value may be the same as this one's: compare the counter, then its value.
+        if counter is not self.counter or counter.value != self.version:
             return False
         if len(params) != len(self.source) or not all(map(operator.is_, params, self.source)):
             return False
@@ -848,6 +864,7 @@ class _FusedStep:
         self._refuse_shared_memory(plan.written)
         plan.cores = self._cores_for(plan, plan.states)
         plan.version = state.counter.value
+        plan.counter = state.counter
         return plan
 
     def _cores_for(
@@ -1142,7 +1159,7 @@ class _FusedStep:
                 self._refuse_flags(bool(group.get("differentiable")), bool(group.get("capturable")))
             needs = self._needs(group)
             plan = plans.get(index)
-            if plan is None or not plan.matches(group, state.counter.value, needs):
+            if plan is None or not plan.matches(group, state.counter, needs):
                 plan = plans[index] = self._build_plan(index, group, state)
             grads = list(map(_GET_GRAD, plan.tensors))
             try:
@@ -1257,7 +1274,8 @@ _COMMON_DOC = """
     Same arguments, defaults, validation, state and ``state_dict`` as ``torch.optim.{name}``
     (its documentation describes the algorithm and every argument); only :meth:`step` runs in
     fusedoptim's fused kernels, updating CPU ``float32``/``float64`` tensors in place.
-    ``foreach`` and ``fused`` accept any value; ``differentiable=True``{capturable} is refused.
+    ``foreach`` and ``fused`` (where torch's class has it) accept any value;
+    ``differentiable=True``{capturable} is refused.
 """
 
 
