@@ -658,3 +658,25 @@ def test_assigning_state_replaces_it_as_in_torch() -> None:
     assert np.array_equal(two.state[p]["momentum_buffer"], [5.0, 5.0])  # nothing changed
     two.step()
     np.testing.assert_allclose(two.state[p]["momentum_buffer"], 0.9 * 5.0 + 1.0)
+
+
+def test_state_dict_with_a_parameter_appended_to_the_list_directly() -> None:
+    """torch's state_dict numbers a parameter appended to group['params'] without
+    add_param_group, without state; so does fusedoptim's (it raised a bare KeyError)."""
+    w = np.zeros(2)
+    opt = optim.Adam([w], lr=0.1)
+    opt.step([np.ones(2)])
+    opt.param_groups[0]["params"].append(np.zeros(3))
+    saved = opt.state_dict()
+    assert saved["param_groups"][0]["params"] == [0, 1] and list(saved["state"]) == [0]
+
+
+def test_a_key_deleted_from_defaults_is_a_value_error_naming_it() -> None:
+    w = np.zeros(2)
+    opt = optim.Adam([w], lr=0.1)
+    opt.step([np.ones(2)])
+    del opt.defaults["amsgrad"]
+    before = w.copy()
+    with pytest.raises(ValueError, match="optimizer.defaults lacks 'amsgrad'"):
+        opt.step([np.ones(2)])
+    np.testing.assert_array_equal(w, before)  # nothing written

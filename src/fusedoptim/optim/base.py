@@ -661,8 +661,10 @@ class Optimizer:
                 packed = {key: value for key, value in group.items() if key != "params"}
                 ids = []
                 for param in group["params"]:
-                    entry = self.state._entry(param)
-                    if entry.state:
+                    # A parameter appended to group['params'] directly is not registered yet
+                    # (the next step checks it): it has no state, as in torch.
+                    entry = self.state._entries.get(id(param))
+                    if entry is not None and entry.param is param and entry.state:
                         state[index] = {
                             key: _copy_state_value(key, value) for key, value in entry.state.items()
                         }
@@ -1031,10 +1033,18 @@ class Optimizer:
                 key: value if isinstance(copied, _NeverEqual) else copied
                 for key, value, copied in zip(self.defaults, values, snapshot)
             }
-        self._check_hyperparameters(current)
-        if tuple(self._needed_kinds(current)) != plan.kinds:
+        try:
+            self._check_hyperparameters(current)
+            kinds = tuple(self._needed_kinds(current))
+            arguments = self._core_arguments(current)
+        except KeyError as error:  # a key deleted from self.defaults, which lists what to check
+            raise ValueError(
+                f"optimizer.defaults lacks {error.args[0]!r}: {type(self).__name__} checks the "
+                "hyperparameters its defaults name, and needs all of them there"
+            ) from None
+        if kinds != plan.kinds:
             return False
-        plan.args = self._core_arguments(current)
+        plan.args = arguments
         plan.checked, plan.checked_types = snapshot, types
         return True
 
