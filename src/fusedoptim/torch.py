@@ -178,10 +178,12 @@ class _State(defaultdict):
 
     def __init__(self, *args: Any) -> None:
         # defaultdict's copy(), copy.copy() and | build the copy as type(self)(factory, items):
-        # the factory is this class's own, so only the items count.
-        if len(args) > 2:
-            raise TypeError(f"_State takes at most 2 arguments, got {len(args)}")
-        items = args[-1] if args and (len(args) == 2 or not callable(args[0])) else ()
+        # the factory is this class's own, so it is dropped and only the items count.
+        if args and (len(args) == 2 or callable(args[0])):
+            args = args[1:]
+        if len(args) > 1:
+            raise TypeError(f"_State takes a mapping of items, got {len(args)} arguments")
+        items = args[0] if args else ()
         super().__init__()
         self.counter = _Counter()
         self.default_factory = self._new_param_state

@@ -1336,10 +1336,7 @@ class Optimizer:
                         # gradient, which the core does when the step it takes is the first.
                         bucket.steps[j] = 0
         bucket.missing = sum(
-            1
-            for j, entry in enumerate(bucket.entries)
-            if (self._keeps_step and "step" not in entry.state)
-            or any(bucket.states[kind][j] is None for kind in kinds)
+            not self._has_state(plan, bucket, j) for j in range(len(bucket.entries))
         )
         if created:
             self._make_core_plans(plan, [bucket])
