@@ -24,7 +24,8 @@ Two paths to one file load one module twice, which pybind11 refuses: copy a buil
 with itself. Each case starts from fresh state and must leave every array finite (centered
 RMSprop uses alpha = 0.9999, as ``fusedoptim-bench`` does, so that its variance estimate under a
 fixed gradient stays positive however many calls a small size makes). Prints the best of 15
-samples per build in ns per element, and in parentheses its time over the first build's.
+samples per build in ns per element (``--median``: the median of 31), and in parentheses its time
+over the first build's. A sample times a few milliseconds of calls back to back.
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--only", default="", help="comma-separated cases (default: all)")
+    parser.add_argument(
+        "--median",
+        action="store_true",
+        help="the median of 31 samples instead of the best of 15: what a change of the time a "
+        "typical call takes shows (the split between threads), where the best shows the kernel",
+    )
     args = parser.parse_args()
     if len(args.builds) < 2:
         parser.error("give at least two builds")
@@ -101,7 +108,12 @@ def main() -> None:
             p, g, s[0], s[1], None, steps, False, 1e-3, 0.9, 0.999, 1e-8, 1e-2, False, False, True
         ),
     }
-    print(f"{args.threads} thread(s), {n} {dtype} elements: ns/element, best of 15 samples each")
+    samples = 31 if args.median else 15
+    statistic = "median" if args.median else "best"
+    print(
+        f"{args.threads} thread(s), {n} {dtype} elements: ns/element, {statistic} of "
+        f"{samples} samples each"
+    )
     only = set(filter(None, args.only.split(",")))
     if only - cases.keys():
         parser.error(f"unknown cases {sorted(only - cases.keys())}; choose from {list(cases)}")
@@ -120,15 +132,18 @@ def main() -> None:
         for module in builds.values():
             call(module)
         repeats = max(20, 4_000_000 // n)
-        best = {label: float("inf") for label in builds}
-        for sample in range(15):
+        times: dict[str, list[float]] = {label: [] for label in builds}
+        for sample in range(samples):
             first = sample % len(labels)
             order = labels[first:] + labels[:first]
             for label in order:
                 start = time.perf_counter()
                 for _ in range(repeats):
                     call(builds[label])
-                best[label] = min(best[label], (time.perf_counter() - start) / repeats / n * 1e9)
+                times[label].append((time.perf_counter() - start) / repeats / n * 1e9)
+        best = {
+            label: sorted(t)[len(t) // 2] if args.median else min(t) for label, t in times.items()
+        }
         arrays = p + [a for lists in s for a in lists]
         assert all(np.isfinite(a).all() for a in arrays), f"{name}: non-finite values"
         reference = best[labels[0]]

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,7 @@ import pytest
 import fusedoptim
 from fusedoptim import functional
 
+ROOT = Path(__file__).resolve().parents[1]
 LARGE_SIZE = 1_000_003
 THREAD_COUNTS = (1, 2, 3)  # 3 > cores on small machines: uneven split points on purpose
 
@@ -305,3 +308,74 @@ def test_concurrent_calls_from_python_threads_match_sequential_calls():
     for want, got in zip(sequential, concurrent):
         for key in ("params", "exp_avgs", "exp_avg_sqs"):
             _same_bits(got[key][0], want[key][0], key)
+
+
+# --------------------------------------------------------------------------------------------
+# How a call's elements are shared between threads (TeamBalance, csrc/include/fusedoptim/
+# runtime.hpp): by the speed each thread showed at the calling thread's earlier calls. Timings
+# are made up by tests/team_balance.cpp, so these tests are exact and take no time; that the
+# split never changes a bit is what the thread-count tests above check, whatever split the
+# machine's speed led to.
+
+
+@pytest.fixture(scope="module")
+def balance_scenarios(tmp_path_factory) -> dict[str, list[float]]:
+    source = ROOT / "tests/team_balance.cpp"
+    compiler = shutil.which("g++") or shutil.which("c++")
+    if compiler is None or not source.exists():
+        pytest.skip("needs a C++ compiler and the source checkout")
+    program = tmp_path_factory.mktemp("balance") / "team_balance"
+    flags = ["-O2", "-std=c++17", f"-I{ROOT / 'csrc/include'}"]
+    subprocess.run([compiler, *flags, str(source), "-o", str(program)], check=True)
+    output = subprocess.run([str(program)], check=True, capture_output=True, text=True).stdout
+    return {name: [float(x) for x in rest] for name, *rest in map(str.split, output.splitlines())}
+
+
+def test_equal_threads_keep_equal_shares(balance_scenarios):
+    assert balance_scenarios["no-calls"] == [0.5, 0.5, 0, 500_000, 1_000_000]
+    assert balance_scenarios["equal"] == [0.5, 0.5, 0, 500_000, 1_000_000]
+
+
+def test_a_slower_thread_gets_fewer_elements(balance_scenarios):
+    # One call moves the shares an eighth of the way to those that equalise the end times
+    # (2/3 and 1/3 for a thread twice as slow); many calls arrive there.
+    first, second, *_ = balance_scenarios["one-call-second-twice-as-slow"]
+    assert first == pytest.approx(0.5 + (2 / 3 - 0.5) / 8, abs=2e-6)
+    first, second, *_ = balance_scenarios["second-twice-as-slow"]
+    assert first == pytest.approx(2 / 3, abs=2e-6) and second == pytest.approx(1 / 3, abs=2e-6)
+
+
+def test_a_thread_that_starts_late_gets_fewer_elements(balance_scenarios):
+    # 1e6 elements at 1 ns each, the worker 100 us late: both end together with 550,000 and
+    # 450,000 elements.
+    first, second, *_ = balance_scenarios["second-starts-late"]
+    assert first == pytest.approx(0.55, abs=2e-6) and second == pytest.approx(0.45, abs=2e-6)
+
+
+def test_shares_stay_between_half_and_one_and_a_half_equal_shares(balance_scenarios):
+    first, second, *_ = balance_scenarios["second-ten-times-slower"]  # would want 10/11, 1/11
+    assert first == pytest.approx(0.75, abs=2e-6) and second == pytest.approx(0.25, abs=2e-6)
+    shares = balance_scenarios["four-threads"][:4]  # speeds 1, 1/2, 1, 1/4
+    assert sum(shares) == pytest.approx(1.0, abs=1e-5)
+    assert shares[0] == pytest.approx(shares[2], abs=2e-6)
+    assert shares[0] > shares[1] > shares[3]
+    # The slowest would get 1/11 of the elements; clamped to 1/8 and renormalised: about 0.12.
+    assert 0.115 < shares[3] < 0.125
+
+
+def test_split_points_cover_every_element_once(balance_scenarios):
+    for name, values in balance_scenarios.items():
+        if name in ("idle-thread", "new-team-size"):
+            continue
+        team = (len(values) - 1) // 2
+        cuts = values[team:]
+        assert cuts[0] == 0 and cuts[-1] == 1_000_000, name
+        assert all(a <= b for a, b in zip(cuts, cuts[1:])), name
+
+
+def test_a_call_with_an_idle_thread_teaches_nothing(balance_scenarios):
+    assert balance_scenarios["idle-thread"] == [0.5, 0.5]
+
+
+def test_another_team_size_starts_from_equal_shares(balance_scenarios):
+    assert balance_scenarios["new-team-size"] == [0, 333_333, 666_666, 999_999]

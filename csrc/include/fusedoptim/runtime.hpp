@@ -1,6 +1,8 @@
 // Instruction-set dispatch, thread control, and the parallel driver shared by every kernel call.
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -121,10 +123,101 @@ class WorkerFloatingPointMode {
   unsigned int saved_ = 0;
 };
 
+// Whether a call's elements are shared between threads by their measured speed (1, the default)
+// or equally (0: build with FUSEDOPTIM_EXTRA_CFLAGS="-DFO_ADAPTIVE_SPLIT=0" to compare).
+#ifndef FO_ADAPTIVE_SPLIT
+#define FO_ADAPTIVE_SPLIT 1
+#endif
+
+// How the calling thread's parallel calls share their elements between the threads of its team.
+//
+// Equal shares make a call wait for its slowest thread, and the threads are rarely equal: a worker
+// starts its share after the calling thread (about 0.8 us here), and a core that the host or a
+// hyperthread sibling slows down stays slow for a while (on a shared 2-vCPU VM one thread's half
+// of a 1e5-element RMSprop call took 2 to 4 us longer than the other's, on average over tens of
+// thousands of calls, and which thread varied from run to run). So after each call the shares are
+// moved an eighth of the way towards those that would have made its threads end together, given
+// each thread's measured start and elements per second. A call's results do not depend on the
+// split (kernels/common.hpp), only its time does. Shares are per calling thread and team size
+// (the OpenMP team of one calling thread keeps its threads), and stay within half and one and a
+// half times an equal share, so one call that a preemption stretched cannot starve a thread.
+class TeamBalance {
+ public:
+  struct Timing {
+    double started;  // seconds, since the call entered the parallel region
+    double ended;
+    std::int64_t elements;
+  };
+
+  // The split points of `total` elements among `team` threads: cuts[0] = 0 <= cuts[1] <= ... <=
+  // cuts[team] = total (before split_point moves them to cache-line boundaries).
+  const std::vector<std::int64_t>& cuts(int team, std::int64_t total) {
+    if (static_cast<int>(share_.size()) != team) share_.assign(team, 1.0 / team);
+    std::vector<std::int64_t>& out = cuts_;
+    out.resize(team + 1);
+    double cumulative = 0.0;
+    out[0] = 0;
+    for (int i = 1; i < team; ++i) {
+      cumulative += share_[i - 1];
+      const auto cut = static_cast<std::int64_t>(static_cast<double>(total) * cumulative);
+      out[i] = std::min(total, std::max(out[i - 1], cut));
+    }
+    out[team] = total;
+    return out;
+  }
+
+  std::vector<Timing>& timings(int team) {
+    timings_.assign(team, Timing{0.0, 0.0, 0});
+    return timings_;
+  }
+
+  // Learns from the call whose timings() were filled in by its `team` threads.
+  void learn(int team) {
+    if (static_cast<int>(share_.size()) != team || static_cast<int>(timings_.size()) != team) return;
+    // Thread i, starting at d_i and taking r_i seconds per element, ends with the others at C
+    // when given n_i = (C - d_i) / r_i elements, and sum n_i = N fixes C.
+    double elements = 0.0, speed = 0.0, head_start = 0.0;
+    for (const Timing& t : timings_) {
+      const double busy = t.ended - t.started;
+      if (t.elements <= 0 || !(busy > 0.0)) return;  // nothing to learn from this call
+      const double rate = busy / static_cast<double>(t.elements);
+      elements += static_cast<double>(t.elements);
+      speed += 1.0 / rate;
+      head_start += t.started / rate;
+    }
+    const double end = (elements + head_start) / speed;
+    const double low = 0.5 / team, high = 1.5 / team;
+    double sum = 0.0;
+    for (int i = 0; i < team; ++i) {
+      const Timing& t = timings_[i];
+      const double rate = (t.ended - t.started) / static_cast<double>(t.elements);
+      const double target = std::min(high, std::max(low, (end - t.started) / rate / elements));
+      share_[i] += (target - share_[i]) * 0.125;
+      sum += share_[i];
+    }
+    for (double& share : share_) share /= sum;
+  }
+
+ private:
+  std::vector<double> share_;
+  std::vector<Timing> timings_;
+  std::vector<std::int64_t> cuts_;
+};
+
+inline TeamBalance& calling_thread_balance() {
+  static thread_local TeamBalance balance;
+  return balance;
+}
+
+inline double seconds_now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 // Calls body(tensor, begin, end) over every element of every tensor, inside one parallel region:
-// the elements of all tensors are split into one contiguous, cache-line-aligned range per thread,
-// so a list of many small tensors costs one thread team, not one per tensor. Small calls run on
-// the calling thread. The split never changes results (see kernels/common.hpp).
+// the elements of all tensors are split into one contiguous, cache-line-aligned range per thread
+// (sized by TeamBalance), so a list of many small tensors costs one thread team, not one per
+// tensor. Small calls run on the calling thread. The split never changes results (see
+// kernels/common.hpp).
 template <class Body>
 void for_each_range(const std::vector<Extent>& extents, std::size_t element_size, Body&& body) {
   if (extents.empty()) return;
@@ -142,22 +235,38 @@ void for_each_range(const std::vector<Extent>& extents, std::size_t element_size
   }
 #if defined(_OPENMP)
   const CallerFloatingPointMode mode;
+  TeamBalance& balance = calling_thread_balance();
+  const std::vector<std::int64_t>& cuts = balance.cuts(threads, total);
+  std::vector<TeamBalance::Timing>& timings = balance.timings(threads);
+  bool complete_team = true;
+  const double entered = FO_ADAPTIVE_SPLIT ? seconds_now() : 0.0;
 #pragma omp parallel num_threads(threads)
   {
+    const double started = FO_ADAPTIVE_SPLIT ? seconds_now() : 0.0;
     const WorkerFloatingPointMode worker(mode);
     const std::int64_t team = omp_get_num_threads();
     const std::int64_t me = omp_get_thread_num();
-    const SplitPoint first = me == 0 ? SplitPoint{0, 0}
-                                     : split_point(extents, starts, total * me / team, element_size);
+    // A team smaller than asked for (an OpenMP limit) shares equally.
+    const bool balanced = FO_ADAPTIVE_SPLIT && team == threads;
+    const auto cut = [&](std::int64_t i) { return balanced ? cuts[i] : total * i / team; };
+    const SplitPoint first =
+        me == 0 ? SplitPoint{0, 0} : split_point(extents, starts, cut(me), element_size);
     const SplitPoint last = me + 1 == team
                                 ? SplitPoint{extents.size() - 1, extents.back().size}
-                                : split_point(extents, starts, total * (me + 1) / team, element_size);
+                                : split_point(extents, starts, cut(me + 1), element_size);
     for (std::size_t t = first.tensor; t <= last.tensor && t < extents.size(); ++t) {
       const std::int64_t begin = t == first.tensor ? first.offset : 0;
       const std::int64_t end = t == last.tensor ? last.offset : extents[t].size;
       if (end > begin) body(t, begin, end);
     }
+    if (balanced) {
+      timings[me] = {started - entered, seconds_now() - entered,
+                     (starts[last.tensor] + last.offset) - (starts[first.tensor] + first.offset)};
+    } else if (me == 0) {
+      complete_team = false;
+    }
   }
+  if (FO_ADAPTIVE_SPLIT && complete_team) balance.learn(threads);
 #else
   for (std::size_t t = 0; t < extents.size(); ++t)
     if (extents[t].size > 0) body(t, std::int64_t{0}, extents[t].size);
