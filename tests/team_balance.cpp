@@ -43,6 +43,9 @@ int main() {
   simulate("second-starts-late", 2, {0, 100e3 * ns}, {ns, ns}, 200);
   simulate("second-ten-times-slower", 2, {0, 0}, {ns, 10 * ns}, 200);
   simulate("four-threads", 4, {0, 0, 0, 0}, {ns, 2 * ns, ns, 4 * ns}, 400);
+  // One thread four times as fast as seven others: it would want 4/11 of the elements.
+  simulate("eight-threads-one-fast", 8, std::vector<double>(8, 0.0),
+           {ns, 4 * ns, 4 * ns, 4 * ns, 4 * ns, 4 * ns, 4 * ns, 4 * ns}, 400);
   // A thread that did nothing (its timing says 0 elements): the call teaches nothing.
   {
     TeamBalance balance;
@@ -52,18 +55,28 @@ int main() {
     const std::vector<std::int64_t> cuts = balance.cuts(2, 1000);
     std::printf("idle-thread %.6f %.6f\n", cuts[1] / 1000.0, (cuts[2] - cuts[1]) / 1000.0);
   }
-  // Learned for two threads, then asked for three: equal shares for the new team size.
+  // Learned for two threads (the second twice as slow), then asked for three: equal shares for
+  // the new team size; calls of three threads between do not change what two threads learned.
   {
     TeamBalance balance;
-    for (int c = 0; c < 50; ++c) {
+    for (int c = 0; c < 200; ++c) {
       const std::vector<std::int64_t> cuts = balance.cuts(2, 1000000);
-      balance.timings(2) = {{0, 1e-9 * cuts[1], cuts[1]}, {0, 3e-9 * (cuts[2] - cuts[1]), cuts[2] - cuts[1]}};
+      balance.timings(2) = {{0, 1e-9 * cuts[1], cuts[1]}, {0, 2e-9 * (cuts[2] - cuts[1]), cuts[2] - cuts[1]}};
       balance.learn(2);
     }
     const std::vector<std::int64_t> cuts = balance.cuts(3, 999999);
     std::printf("new-team-size %lld %lld %lld %lld\n", static_cast<long long>(cuts[0]),
                 static_cast<long long>(cuts[1]), static_cast<long long>(cuts[2]),
                 static_cast<long long>(cuts[3]));
+    for (int c = 0; c < 50; ++c) {
+      const std::vector<std::int64_t> three = balance.cuts(3, 999999);
+      balance.timings(3) = {{0, 1e-9 * three[1], three[1]},
+                            {0, 1e-9 * (three[2] - three[1]), three[2] - three[1]},
+                            {0, 1e-9 * (three[3] - three[2]), three[3] - three[2]}};
+      balance.learn(3);
+    }
+    const std::vector<std::int64_t> two = balance.cuts(2, 1000000);
+    std::printf("team-sizes-kept-apart %.6f %.6f\n", two[1] / 1e6, (two[2] - two[1]) / 1e6);
   }
   return 0;
 }

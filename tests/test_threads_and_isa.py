@@ -359,13 +359,19 @@ def test_shares_stay_between_half_and_one_and_a_half_equal_shares(balance_scenar
     assert sum(shares) == pytest.approx(1.0, abs=1e-5)
     assert shares[0] == pytest.approx(shares[2], abs=2e-6)
     assert shares[0] > shares[1] > shares[3]
-    # The slowest would get 1/11 of the elements; clamped to 1/8 and renormalised: about 0.12.
-    assert 0.115 < shares[3] < 0.125
+    # The slowest would get 1/11 of the elements: held at 1/8, the others sharing the rest in
+    # proportion to their speeds (2:1:2).
+    assert shares[3] == pytest.approx(1 / 8, abs=2e-6)
+    assert shares[1] == pytest.approx(7 / 8 / 5, abs=2e-6)
+    # One fast thread of eight would get 4/11: held at 1.5/8, the seven others equal.
+    shares = balance_scenarios["eight-threads-one-fast"][:8]
+    assert shares[0] == pytest.approx(1.5 / 8, abs=2e-6)
+    assert shares[1:] == pytest.approx([(1 - 1.5 / 8) / 7] * 7, abs=2e-6)
 
 
 def test_split_points_cover_every_element_once(balance_scenarios):
     for name, values in balance_scenarios.items():
-        if name in ("idle-thread", "new-team-size"):
+        if name in ("idle-thread", "new-team-size", "team-sizes-kept-apart"):
             continue
         team = (len(values) - 1) // 2
         cuts = values[team:]
@@ -377,5 +383,43 @@ def test_a_call_with_an_idle_thread_teaches_nothing(balance_scenarios):
     assert balance_scenarios["idle-thread"] == [0.5, 0.5]
 
 
-def test_another_team_size_starts_from_equal_shares(balance_scenarios):
+def test_each_team_size_keeps_its_own_shares(balance_scenarios):
+    # Calls of different sizes get teams of different sizes (threads_for): what one size learned
+    # neither carries over to another nor is lost by calls of another between.
     assert balance_scenarios["new-team-size"] == [0, 333_333, 666_666, 999_999]
+    first, second = balance_scenarios["team-sizes-kept-apart"]
+    assert first == pytest.approx(2 / 3, abs=2e-6) and second == pytest.approx(1 / 3, abs=2e-6)
+
+
+@pytest.fixture(scope="module")
+def split_driver(tmp_path_factory) -> dict[str, list[float]]:
+    source = ROOT / "tests/split_driver.cpp"
+    compiler = shutil.which("g++") or shutil.which("c++")
+    if compiler is None or not source.exists():
+        pytest.skip("needs a C++ compiler and the source checkout")
+    program = tmp_path_factory.mktemp("driver") / "split_driver"
+    flags = ["-O2", "-std=c++17", "-fopenmp", "-pthread", f"-I{ROOT / 'csrc/include'}"]
+    built = subprocess.run([compiler, *flags, str(source), "-o", str(program)], capture_output=True)
+    if built.returncode != 0:
+        pytest.skip(f"cannot build with OpenMP: {built.stderr.decode()[-300:]}")
+    output = subprocess.run([str(program)], check=True, capture_output=True, text=True).stdout
+    return {name: [float(x) for x in rest] for name, *rest in map(str.split, output.splitlines())}
+
+
+@pytest.mark.parametrize("team", [2, 3, 4, 5, 6])
+def test_uneven_shares_still_visit_every_element_once(split_driver, team):
+    # Shares pushed to their bounds, each thread in turn the slow one, over lists with tensors of
+    # 0, 1, 17 and random sizes at random alignments: elements visited other than once.
+    assert split_driver[f"coverage-{team}"] == [0]
+
+
+def test_a_body_that_calls_the_driver_again_covers_everything(split_driver):
+    assert split_driver["nested"] == [0, 0]
+
+
+def test_a_call_learns_from_its_threads_times(split_driver):
+    # Thread 1 of 2 spends ten times as long per element: after 60 calls it is near the lowest
+    # share allowed, half an equal share (each call moves an eighth of the way, and the clock's
+    # noise can pull a call's target back a little), where an equal split would give it 0.5.
+    first, second = split_driver["learned"]
+    assert 0.25 - 1e-6 <= second < 0.3 and first == pytest.approx(1 - second, abs=1e-5)

@@ -138,9 +138,10 @@ class WorkerFloatingPointMode {
 // thousands of calls, and which thread varied from run to run). So after each call the shares are
 // moved an eighth of the way towards those that would have made its threads end together, given
 // each thread's measured start and elements per second. A call's results do not depend on the
-// split (kernels/common.hpp), only its time does. Shares are per calling thread and team size
-// (the OpenMP team of one calling thread keeps its threads), and stay within half and one and a
-// half times an equal share, so one call that a preemption stretched cannot starve a thread.
+// split (kernels/common.hpp), only its time does. Shares are kept per calling thread (the OpenMP
+// team of one calling thread keeps its threads) and per team size (calls of different sizes get
+// teams of different sizes), each between half and one and a half times an equal share, so one
+// call that a preemption stretched cannot starve a thread.
 class TeamBalance {
  public:
   struct Timing {
@@ -152,18 +153,17 @@ class TeamBalance {
   // The split points of `total` elements among `team` threads: cuts[0] = 0 <= cuts[1] <= ... <=
   // cuts[team] = total (before split_point moves them to cache-line boundaries).
   const std::vector<std::int64_t>& cuts(int team, std::int64_t total) {
-    if (static_cast<int>(share_.size()) != team) share_.assign(team, 1.0 / team);
-    std::vector<std::int64_t>& out = cuts_;
-    out.resize(team + 1);
+    const std::vector<double>& share = shares(team);
+    cuts_.resize(team + 1);
     double cumulative = 0.0;
-    out[0] = 0;
+    cuts_[0] = 0;
     for (int i = 1; i < team; ++i) {
-      cumulative += share_[i - 1];
+      cumulative += share[i - 1];
       const auto cut = static_cast<std::int64_t>(static_cast<double>(total) * cumulative);
-      out[i] = std::min(total, std::max(out[i - 1], cut));
+      cuts_[i] = std::min(total, std::max(cuts_[i - 1], cut));
     }
-    out[team] = total;
-    return out;
+    cuts_[team] = total;
+    return cuts_;
   }
 
   std::vector<Timing>& timings(int team) {
@@ -173,7 +173,7 @@ class TeamBalance {
 
   // Learns from the call whose timings() were filled in by its `team` threads.
   void learn(int team) {
-    if (static_cast<int>(share_.size()) != team || static_cast<int>(timings_.size()) != team) return;
+    if (team < 2 || static_cast<int>(timings_.size()) != team) return;
     // Thread i, starting at d_i and taking r_i seconds per element, ends with the others at C
     // when given n_i = (C - d_i) / r_i elements, and sum n_i = N fixes C.
     double elements = 0.0, speed = 0.0, head_start = 0.0;
@@ -187,30 +187,60 @@ class TeamBalance {
     }
     const double end = (elements + head_start) / speed;
     const double low = 0.5 / team, high = 1.5 / team;
-    double sum = 0.0;
+    std::vector<double>& share = shares(team);
     for (int i = 0; i < team; ++i) {
       const Timing& t = timings_[i];
       const double rate = (t.ended - t.started) / static_cast<double>(t.elements);
       const double target = std::min(high, std::max(low, (end - t.started) / rate / elements));
-      share_[i] += (target - share_[i]) * 0.125;
-      sum += share_[i];
+      share[i] += (target - share[i]) * 0.125;
     }
-    for (double& share : share_) share /= sum;
+    keep_within(share, low, high);
   }
 
+  // Whether a call of the calling thread is using the shares (a body that called for_each_range
+  // again would find it so, and split equally).
+  bool in_use = false;
+
  private:
-  std::vector<double> share_;
+  std::vector<double>& shares(int team) {
+    if (shares_.size() <= static_cast<std::size_t>(team)) shares_.resize(team + 1);
+    std::vector<double>& share = shares_[team];
+    if (static_cast<int>(share.size()) != team) share.assign(team, 1.0 / team);
+    return share;
+  }
+
+  // Makes the shares sum to 1 within [low, high] (low * size <= 1 <= high * size): scales the ones
+  // not yet held at a bound, holds at its bound any that crosses it, and repeats until none does.
+  void keep_within(std::vector<double>& share, double low, double high) {
+    held_.assign(share.size(), 0);
+    for (std::size_t round = 0; round <= share.size(); ++round) {
+      double fixed = 0.0, free = 0.0;
+      for (std::size_t i = 0; i < share.size(); ++i) (held_[i] ? fixed : free) += share[i];
+      if (!(free > 0.0)) break;
+      const double scale = (1.0 - fixed) / free;
+      bool crossed = false;
+      for (std::size_t i = 0; i < share.size(); ++i) {
+        if (held_[i]) continue;
+        share[i] *= scale;
+        if (share[i] < low || share[i] > high) {
+          share[i] = share[i] < low ? low : high;
+          held_[i] = 1;
+          crossed = true;
+        }
+      }
+      if (!crossed) break;
+    }
+  }
+
+  std::vector<std::vector<double>> shares_;  // by team size
   std::vector<Timing> timings_;
   std::vector<std::int64_t> cuts_;
+  std::vector<char> held_;
 };
 
 inline TeamBalance& calling_thread_balance() {
   static thread_local TeamBalance balance;
   return balance;
-}
-
-inline double seconds_now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 // Calls body(tensor, begin, end) over every element of every tensor, inside one parallel region:
@@ -235,20 +265,44 @@ void for_each_range(const std::vector<Extent>& extents, std::size_t element_size
   }
 #if defined(_OPENMP)
   const CallerFloatingPointMode mode;
+#if FO_ADAPTIVE_SPLIT
   TeamBalance& balance = calling_thread_balance();
-  const std::vector<std::int64_t>& cuts = balance.cuts(threads, total);
-  std::vector<TeamBalance::Timing>& timings = balance.timings(threads);
+  const bool adaptive = !balance.in_use;
+  struct InUse {  // the shares, cuts and timings below are the balance's own
+    TeamBalance* balance;
+    ~InUse() {
+      if (balance != nullptr) balance->in_use = false;
+    }
+  } in_use{adaptive ? &balance : nullptr};
+  if (adaptive) balance.in_use = true;
+  static const std::vector<std::int64_t> no_cuts;
+  static thread_local std::vector<TeamBalance::Timing> no_timings;
+  const std::vector<std::int64_t>& cuts = adaptive ? balance.cuts(threads, total) : no_cuts;
+  std::vector<TeamBalance::Timing>& timings = adaptive ? balance.timings(threads) : no_timings;
   bool complete_team = true;
-  const double entered = FO_ADAPTIVE_SPLIT ? seconds_now() : 0.0;
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point entered = Clock::now();
+  const auto since_entered = [&entered] {
+    return std::chrono::duration<double>(Clock::now() - entered).count();
+  };
+#else
+  const bool adaptive = false;
+#endif
 #pragma omp parallel num_threads(threads)
   {
-    const double started = FO_ADAPTIVE_SPLIT ? seconds_now() : 0.0;
+#if FO_ADAPTIVE_SPLIT
+    const double started = adaptive ? since_entered() : 0.0;
+#endif
     const WorkerFloatingPointMode worker(mode);
     const std::int64_t team = omp_get_num_threads();
     const std::int64_t me = omp_get_thread_num();
     // A team smaller than asked for (an OpenMP limit) shares equally.
-    const bool balanced = FO_ADAPTIVE_SPLIT && team == threads;
+    const bool balanced = adaptive && team == threads;
+#if FO_ADAPTIVE_SPLIT
     const auto cut = [&](std::int64_t i) { return balanced ? cuts[i] : total * i / team; };
+#else
+    const auto cut = [&](std::int64_t i) { return total * i / team; };
+#endif
     const SplitPoint first =
         me == 0 ? SplitPoint{0, 0} : split_point(extents, starts, cut(me), element_size);
     const SplitPoint last = me + 1 == team
@@ -259,15 +313,22 @@ void for_each_range(const std::vector<Extent>& extents, std::size_t element_size
       const std::int64_t end = t == last.tensor ? last.offset : extents[t].size;
       if (end > begin) body(t, begin, end);
     }
+#if FO_ADAPTIVE_SPLIT
     if (balanced) {
-      timings[me] = {started - entered, seconds_now() - entered,
+      timings[me] = {started, since_entered(),
                      (starts[last.tensor] + last.offset) - (starts[first.tensor] + first.offset)};
     } else if (me == 0) {
       complete_team = false;
     }
-  }
-  if (FO_ADAPTIVE_SPLIT && complete_team) balance.learn(threads);
 #else
+    (void)balanced;
+#endif
+  }
+#if FO_ADAPTIVE_SPLIT
+  if (adaptive && complete_team) balance.learn(threads);
+#endif
+#else
+  (void)element_size;
   for (std::size_t t = 0; t < extents.size(); ++t)
     if (extents[t].size > 0) body(t, std::int64_t{0}, extents[t].size);
 #endif
