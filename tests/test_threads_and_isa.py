@@ -85,10 +85,12 @@ def test_thread_count_does_not_change_a_bit(
 
 
 def test_num_threads_round_trip(restore_threads):
+    # Without OpenMP the kernels always run on one thread, whatever was asked (documented).
+    openmp = fusedoptim.build_info()["openmp"]
     for threads in (1, 2, 5):
         fusedoptim.set_num_threads(threads)
-        assert fusedoptim.get_num_threads() == threads
-        assert fusedoptim.build_info()["num_threads"] == threads
+        assert fusedoptim.get_num_threads() == (threads if openmp else 1)
+        assert fusedoptim.build_info()["num_threads"] == (threads if openmp else 1)
 
 
 @pytest.mark.parametrize("bad", [0, -1])
