@@ -320,17 +320,29 @@ def test_concurrent_calls_from_python_threads_match_sequential_calls():
 # machine's speed led to.
 
 
-@pytest.fixture(scope="module")
-def balance_scenarios(tmp_path_factory) -> dict[str, list[float]]:
-    source = ROOT / "tests/team_balance.cpp"
+def _program_lines(tmp_path_factory, name: str, *flags: str) -> dict[str, list[float]]:
+    """Builds tests/<name>.cpp against csrc/include and runs it: its lines, as name -> numbers.
+    Skipped without a C++ compiler or the source checkout, or when it cannot be built with the
+    extra flags given (``-fopenmp`` without OpenMP); without extra flags a failed build fails."""
+    source = ROOT / f"tests/{name}.cpp"
     compiler = shutil.which("g++") or shutil.which("c++")
     if compiler is None or not source.exists():
         pytest.skip("needs a C++ compiler and the source checkout")
-    program = tmp_path_factory.mktemp("balance") / "team_balance"
-    flags = ["-O2", "-std=c++17", f"-I{ROOT / 'csrc/include'}"]
-    subprocess.run([compiler, *flags, str(source), "-o", str(program)], check=True)
+    program = tmp_path_factory.mktemp(name) / name
+    command = [compiler, "-O2", "-std=c++17", *flags, f"-I{ROOT / 'csrc/include'}"]
+    built = subprocess.run([*command, str(source), "-o", str(program)], capture_output=True)
+    if built.returncode != 0:
+        message = f"cannot build {source.name} with {flags}: {built.stderr.decode()[-300:]}"
+        if not flags:
+            pytest.fail(message)
+        pytest.skip(message)
     output = subprocess.run([str(program)], check=True, capture_output=True, text=True).stdout
-    return {name: [float(x) for x in rest] for name, *rest in map(str.split, output.splitlines())}
+    return {key: [float(x) for x in rest] for key, *rest in map(str.split, output.splitlines())}
+
+
+@pytest.fixture(scope="module")
+def balance_scenarios(tmp_path_factory) -> dict[str, list[float]]:
+    return _program_lines(tmp_path_factory, "team_balance")
 
 
 def test_equal_threads_keep_equal_shares(balance_scenarios):
@@ -395,17 +407,7 @@ def test_each_team_size_keeps_its_own_shares(balance_scenarios):
 
 @pytest.fixture(scope="module")
 def split_driver(tmp_path_factory) -> dict[str, list[float]]:
-    source = ROOT / "tests/split_driver.cpp"
-    compiler = shutil.which("g++") or shutil.which("c++")
-    if compiler is None or not source.exists():
-        pytest.skip("needs a C++ compiler and the source checkout")
-    program = tmp_path_factory.mktemp("driver") / "split_driver"
-    flags = ["-O2", "-std=c++17", "-fopenmp", "-pthread", f"-I{ROOT / 'csrc/include'}"]
-    built = subprocess.run([compiler, *flags, str(source), "-o", str(program)], capture_output=True)
-    if built.returncode != 0:
-        pytest.skip(f"cannot build with OpenMP: {built.stderr.decode()[-300:]}")
-    output = subprocess.run([str(program)], check=True, capture_output=True, text=True).stdout
-    return {name: [float(x) for x in rest] for name, *rest in map(str.split, output.splitlines())}
+    return _program_lines(tmp_path_factory, "split_driver", "-fopenmp", "-pthread")
 
 
 @pytest.mark.parametrize("team", [2, 3, 4, 5, 6])

@@ -265,44 +265,32 @@ void for_each_range(const std::vector<Extent>& extents, std::size_t element_size
   }
 #if defined(_OPENMP)
   const CallerFloatingPointMode mode;
-#if FO_ADAPTIVE_SPLIT
+  // The calling thread's shares (equal ranges when a call of this thread is already using them,
+  // a body that called for_each_range again, and in a build with FO_ADAPTIVE_SPLIT=0).
   TeamBalance& balance = calling_thread_balance();
-  const bool adaptive = !balance.in_use;
-  struct InUse {  // the shares, cuts and timings below are the balance's own
-    TeamBalance* balance;
-    ~InUse() {
-      if (balance != nullptr) balance->in_use = false;
-    }
-  } in_use{adaptive ? &balance : nullptr};
-  if (adaptive) balance.in_use = true;
-  static const std::vector<std::int64_t> no_cuts;
-  static thread_local std::vector<TeamBalance::Timing> no_timings;
-  const std::vector<std::int64_t>& cuts = adaptive ? balance.cuts(threads, total) : no_cuts;
-  std::vector<TeamBalance::Timing>& timings = adaptive ? balance.timings(threads) : no_timings;
+  const bool adaptive = FO_ADAPTIVE_SPLIT && !balance.in_use;
+  const std::int64_t* cuts = nullptr;
+  TeamBalance::Timing* timings = nullptr;
+  if (adaptive) {
+    cuts = balance.cuts(threads, total).data();
+    timings = balance.timings(threads).data();
+    balance.in_use = true;
+  }
   bool complete_team = true;
   using Clock = std::chrono::steady_clock;
-  const Clock::time_point entered = Clock::now();
+  const Clock::time_point entered = adaptive ? Clock::now() : Clock::time_point{};
   const auto since_entered = [&entered] {
     return std::chrono::duration<double>(Clock::now() - entered).count();
   };
-#else
-  const bool adaptive = false;
-#endif
 #pragma omp parallel num_threads(threads)
   {
-#if FO_ADAPTIVE_SPLIT
     const double started = adaptive ? since_entered() : 0.0;
-#endif
     const WorkerFloatingPointMode worker(mode);
     const std::int64_t team = omp_get_num_threads();
     const std::int64_t me = omp_get_thread_num();
     // A team smaller than asked for (an OpenMP limit) shares equally.
     const bool balanced = adaptive && team == threads;
-#if FO_ADAPTIVE_SPLIT
     const auto cut = [&](std::int64_t i) { return balanced ? cuts[i] : total * i / team; };
-#else
-    const auto cut = [&](std::int64_t i) { return total * i / team; };
-#endif
     const SplitPoint first =
         me == 0 ? SplitPoint{0, 0} : split_point(extents, starts, cut(me), element_size);
     const SplitPoint last = me + 1 == team
@@ -313,20 +301,17 @@ void for_each_range(const std::vector<Extent>& extents, std::size_t element_size
       const std::int64_t end = t == last.tensor ? last.offset : extents[t].size;
       if (end > begin) body(t, begin, end);
     }
-#if FO_ADAPTIVE_SPLIT
     if (balanced) {
       timings[me] = {started, since_entered(),
                      (starts[last.tensor] + last.offset) - (starts[first.tensor] + first.offset)};
     } else if (me == 0) {
       complete_team = false;
     }
-#else
-    (void)balanced;
-#endif
   }
-#if FO_ADAPTIVE_SPLIT
-  if (adaptive && complete_team) balance.learn(threads);
-#endif
+  if (adaptive) {
+    balance.in_use = false;
+    if (complete_team) balance.learn(threads);
+  }
 #else
   (void)element_size;
   for (std::size_t t = 0; t < extents.size(); ++t)
